@@ -1,0 +1,52 @@
+/* ctl.h: what the nebulactl source files share: the parsed command line,
+ * the database connection, exit codes and message helpers. */
+#ifndef NEBULACTL_CTL_H
+#define NEBULACTL_CTL_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_dbd.h>
+
+#include "nebula_dbd_dialect.h"
+
+#define CTL_EXIT_OK    0 /* done */
+#define CTL_EXIT_ERROR 1 /* the operation failed */
+#define CTL_EXIT_USAGE 2 /* bad command line */
+
+/* One invocation: options, then the connection opened from them. */
+typedef struct {
+    apr_pool_t *pool;
+    const char *command;     /* "migrate", "schema-version" */
+    const char *driver_name; /* --driver */
+    const char *params;      /* --params (secret: never printed) */
+    const char *dsn;         /* --dsn, or $SQL_DSN */
+    const char *sql_dir;     /* --sql-dir: migrations from files, not embedded */
+    int to_version;          /* --to; 0 = latest */
+    int lock_timeout_ms;     /* --lock-timeout (given in seconds) */
+    int verbose;             /* -v: 1 info, 2 debug */
+    const char *target_desc; /* what we connected to, safe to print */
+    const apr_dbd_driver_t *driver;
+    apr_dbd_t *handle;
+} ctl_t;
+
+/* "nebulactl: error: ..." on stderr. */
+void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Open ctl->driver/handle from --dsn or --driver/--params; exit code. */
+int ctl_db_connect(ctl_t *ctl);
+
+/* Close the connection, if open. */
+void ctl_db_close(ctl_t *ctl);
+
+/* Load sql_dir/<dialect folder>/NNNN_<name>.sql into an array of
+ * const nebula_migration_t * sorted by version, checksummed with SHA-256,
+ * everything allocated in @a pool. */
+apr_status_t ctl_sqldir_load(const char *sql_dir, nebula_dbd_dialect_e dialect,
+                             apr_array_header_t **migrations, const char **errmsg,
+                             apr_pool_t *pool);
+
+/* The commands; each returns an exit code. */
+int ctl_cmd_migrate(ctl_t *ctl);
+int ctl_cmd_schema_version(ctl_t *ctl);
+
+#endif /* NEBULACTL_CTL_H */

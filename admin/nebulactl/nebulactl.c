@@ -1,0 +1,221 @@
+/* nebulactl.c: the NebulaGate command-line tool: command-line parsing,
+ * logging to stderr, dispatch. Built on libnebula_common, like the modules.
+ * Exit codes: 0 ok, 1 error, 2 usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+
+#include <apr_general.h>
+#include <apr_getopt.h>
+#include <apr_strings.h>
+#include <apr_env.h>
+
+#include "ctl.h"
+#include "nebula_log.h"
+
+static const char usage_text[] =
+    "usage: nebulactl <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  migrate          apply the pending schema migrations (safe to run\n"
+    "                   concurrently: a database-wide lock serialises runs)\n"
+    "  schema-version   print the current schema version and the pending count\n"
+    "  help             this text\n"
+    "\n"
+    "database (one of):\n"
+    "  --dsn URL                 sqlite:/path/file.db\n"
+    "                            postgres://user:pass@host:port/db?sslmode=...\n"
+    "                            mysql://user:pass@host:port/db\n"
+    "                            (default: the SQL_DSN environment variable)\n"
+    "  --driver NAME --params S  an apr_dbd driver (sqlite3, pgsql, mysql) and its\n"
+    "                            parameter string, as in DBDriver / DBDParams\n"
+    "\n"
+    "options:\n"
+    "  --to N              migrate: stop at version N (default: the latest)\n"
+    "  --sql-dir DIR       use DIR/<dialect>/NNNN_<name>.sql instead of the\n"
+    "                      migrations built into this binary\n"
+    "  --lock-timeout SEC  wait at most SEC seconds for the migration lock (60)\n"
+    "  -v, --verbose       log more (repeat for debug)\n"
+    "  -h, --help          this text\n"
+    "\n"
+    "exit status: 0 ok, 1 error, 2 usage\n";
+
+enum { OPT_DSN = 256, OPT_DRIVER, OPT_PARAMS, OPT_TO, OPT_SQLDIR, OPT_LOCKTO };
+
+static const apr_getopt_option_t options[] = {
+    {"dsn", OPT_DSN, 1, "database URL"},
+    {"driver", OPT_DRIVER, 1, "apr_dbd driver"},
+    {"params", OPT_PARAMS, 1, "apr_dbd parameters"},
+    {"to", OPT_TO, 1, "target version"},
+    {"sql-dir", OPT_SQLDIR, 1, "migrations folder"},
+    {"lock-timeout", OPT_LOCKTO, 1, "lock timeout (s)"},
+    {"verbose", 'v', 0, "log more"},
+    {"help", 'h', 0, "help"},
+    {NULL, 0, 0, NULL},
+};
+
+static int log_threshold = NEBULA_LOG_WARNING;
+
+static void log_to_stderr(const char *file, int line, nebula_log_level_e level,
+                          apr_status_t rv, void *baton, const char *fmt, va_list ap)
+{
+    char buf[256];
+
+    (void)baton;
+    if ((int)level > log_threshold) {
+        return;
+    }
+    fputs("nebulactl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    if (rv != APR_SUCCESS) {
+        fprintf(stderr, " (%s)", apr_strerror(rv, buf, sizeof(buf)));
+    }
+    if (log_threshold >= NEBULA_LOG_DEBUG) {
+        fprintf(stderr, " [%s:%d]", file, line);
+    }
+    fputc('\n', stderr);
+}
+
+void ctl_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("nebulactl: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int parse_int(const char *arg, const char *opt, int min, int *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end != '\0' || v < min || v > 1000000) {
+        ctl_error("%s wants a whole number >= %d, not '%s'", opt, min, arg);
+        return CTL_EXIT_USAGE;
+    }
+    *out = (int)v;
+    return CTL_EXIT_OK;
+}
+
+/* Apply one option; CTL_EXIT_OK, CTL_EXIT_USAGE, or -1 for --help. */
+static int apply_option(ctl_t *ctl, int opt, const char *arg)
+{
+    int secs;
+
+    switch (opt) {
+    case OPT_DSN:
+        ctl->dsn = arg;
+        return CTL_EXIT_OK;
+    case OPT_DRIVER:
+        ctl->driver_name = arg;
+        return CTL_EXIT_OK;
+    case OPT_PARAMS:
+        ctl->params = arg;
+        return CTL_EXIT_OK;
+    case OPT_TO:
+        return parse_int(arg, "--to", 0, &ctl->to_version);
+    case OPT_SQLDIR:
+        ctl->sql_dir = arg;
+        return CTL_EXIT_OK;
+    case OPT_LOCKTO:
+        if (parse_int(arg, "--lock-timeout", 1, &secs) != CTL_EXIT_OK) {
+            return CTL_EXIT_USAGE;
+        }
+        ctl->lock_timeout_ms = secs * 1000;
+        return CTL_EXIT_OK;
+    case 'v':
+        ctl->verbose++;
+        return CTL_EXIT_OK;
+    default: /* 'h' */
+        return -1;
+    }
+}
+
+static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
+{
+    apr_getopt_t *os;
+    const char *arg;
+    int opt, code;
+    apr_status_t rv;
+
+    apr_getopt_init(&os, ctl->pool, argc, argv);
+    /* start after the command; apr_getopt_long resets ind to skip_start
+     * when it returns APR_EOF */
+    os->ind = os->skip_start = os->skip_end = 2;
+    os->errfn = NULL;
+    while ((rv = apr_getopt_long(os, options, &opt, &arg)) == APR_SUCCESS) {
+        if ((code = apply_option(ctl, opt, arg)) != CTL_EXIT_OK) {
+            return code;
+        }
+    }
+    if (rv != APR_EOF) {
+        ctl_error("bad option near '%s' (see nebulactl --help)",
+                  argv[os->ind - 1 < argc ? os->ind - 1 : argc - 1]);
+        return CTL_EXIT_USAGE;
+    }
+    if (os->ind < argc) {
+        ctl_error("unexpected argument '%s'", argv[os->ind]);
+        return CTL_EXIT_USAGE;
+    }
+    if (ctl->dsn != NULL && (ctl->driver_name != NULL || ctl->params != NULL)) {
+        ctl_error("give either --dsn or --driver/--params, not both");
+        return CTL_EXIT_USAGE;
+    }
+    if (ctl->dsn == NULL && ctl->driver_name == NULL && ctl->params == NULL) {
+        apr_env_get((char **)&ctl->dsn, "SQL_DSN", ctl->pool);
+    }
+    return CTL_EXIT_OK;
+}
+
+static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
+{
+    int code;
+
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
+    }
+    ctl->command = argv[1];
+    if (strcmp(ctl->command, "migrate") != 0 &&
+        strcmp(ctl->command, "schema-version") != 0) {
+        ctl_error("unknown command '%s' (see nebulactl --help)", ctl->command);
+        return CTL_EXIT_USAGE;
+    }
+    code = parse_args(ctl, argc, argv);
+    if (code == -1) {
+        fputs(usage_text, stdout);
+        return CTL_EXIT_OK;
+    }
+    if (code != CTL_EXIT_OK) {
+        return code;
+    }
+    log_threshold = ctl->verbose >= 2   ? NEBULA_LOG_TRACE1
+                    : ctl->verbose == 1 ? NEBULA_LOG_INFO
+                                        : NEBULA_LOG_WARNING;
+    return strcmp(ctl->command, "migrate") == 0 ? ctl_cmd_migrate(ctl)
+                                                : ctl_cmd_schema_version(ctl);
+}
+
+int main(int argc, const char *const *argv)
+{
+    ctl_t ctl;
+    int code;
+
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fprintf(stderr, "nebulactl: cannot initialise APR\n");
+        return CTL_EXIT_ERROR;
+    }
+    memset(&ctl, 0, sizeof(ctl));
+    apr_pool_create(&ctl.pool, NULL);
+    nebula_log_set(log_to_stderr, NULL);
+    code = dispatch(&ctl, argc, argv);
+    fflush(stdout);
+    apr_pool_destroy(ctl.pool);
+    apr_terminate();
+    return code;
+}
