@@ -1,0 +1,59 @@
+/**
+ * @file nebula_ap.h
+ * @brief httpd glue that all three NebulaGate modules share: the bridge from
+ *        the library's log callback to the error log, OpenAI-shaped error
+ *        responses, and the database bootstrap through mod_dbd.
+ *
+ * Linked statically into each module (libnebula_httpd.la); nothing here is
+ * exported from a DSO. Functions that log take the calling module's index so
+ * that per-module LogLevel applies.
+ */
+#ifndef NEBULA_AP_H
+#define NEBULA_AP_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+
+/**
+ * Route libnebula_common's messages (nebula_log.h) to the error log of
+ * @a s under module @a module_index. Call in post_config and child_init.
+ */
+void nebula_ap_log_bridge(server_rec *s, int module_index);
+
+/**
+ * Send an OpenAI-shaped JSON error and return the value a handler returns.
+ * @param status  HTTP status (400, 401, 403, 404, 413, 415, 429, 500, 502 ...)
+ * @param type    OpenAI error "type" (invalid_request_error, ...)
+ * @param code    OpenAI error "code", or NULL for JSON null
+ * @param param   the offending parameter, or NULL
+ */
+int nebula_ap_error(request_rec *r, int status, const char *type, const char *code,
+                    const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/** State of the database schema in this child process. */
+typedef enum {
+    NEBULA_AP_DB_NONE = 0,  /**< mod_dbd not loaded: the module runs without a DB */
+    NEBULA_AP_DB_READY,     /**< schema at the latest version */
+    NEBULA_AP_DB_FAILED     /**< mod_dbd loaded, but the schema could not be made current */
+} nebula_ap_db_state_e;
+
+/**
+ * Make sure the database mod_dbd gives @a s carries the latest schema,
+ * applying pending migrations under the database's own lock. Runs once per
+ * child process however many NebulaGate modules call it (the result is kept
+ * in the process pool, which every module of the child shares).
+ * Call from child_init, after mod_dbd's child_init.
+ */
+nebula_ap_db_state_e nebula_ap_db_ensure(apr_pool_t *pchild, server_rec *s,
+                                         int module_index);
+
+/** Register for mod_dbd's post_connect (SQLite per-connection settings);
+ *  call from each module's register_hooks. */
+void nebula_ap_db_register_hooks(void);
+
+/** The state nebula_ap_db_ensure() left for this process. */
+nebula_ap_db_state_e nebula_ap_db_state(server_rec *s);
+
+#endif /* NEBULA_AP_H */

@@ -1,0 +1,85 @@
+/*
+ * mod_nebula_relay: NebulaGate's LLM API gateway.
+ *
+ * It serves OpenAI-, Anthropic- and Gemini-protocol requests on any location
+ * where "NebulaRelay On" (or "SetHandler nebula-relay") is set, relays them to
+ * upstream channels through mod_proxy's pooled workers, and calls
+ * mod_nebula_gov (hook nebula_gov_check) and mod_nebula_billing (optional
+ * functions) when they are loaded. It runs alone as well: without them,
+ * nothing is governed or billed.
+ *
+ * This file holds the module record and the hook registrations; the work is
+ * in relay_*.c.
+ */
+#include <http_core.h>
+#include <http_request.h>
+#include <mod_proxy.h>
+#include "relay_private.h"
+#include "nebula_ap.h"
+#include "nebula_gov.h"
+
+APR_IMPLEMENT_OPTIONAL_HOOK_RUN_ALL(ap, NEBULA, int, nebula_gov_check,
+                                    (request_rec * r, nebula_req_t *req,
+                                     nebula_decision_t *decision),
+                                    (r, req, decision), OK, DECLINED)
+
+static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s)
+{
+    /* the dry run that precedes the real start needs no checks twice */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    nebula_ap_log_bridge(s, APLOG_MODULE_INDEX);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "NEB01000: mod_nebula_relay ready");
+    return OK;
+}
+
+static void relay_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv;
+
+    nebula_ap_log_bridge(s, APLOG_MODULE_INDEX);
+    if ((rv = relay_upstream_child_init(pchild, s)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "NEB01006: cannot create the upstream worker cache");
+    }
+    nebula_ap_db_ensure(pchild, s, APLOG_MODULE_INDEX);
+}
+
+/* NebulaRelay On maps a location to the relay handler, like ProxyPass does. */
+static int relay_fixups(request_rec *r)
+{
+    const relay_dir_conf_t *dc = relay_config_dir(r);
+
+    if (dc->enabled == 1 && r->main == NULL) {
+        r->handler = RELAY_HANDLER;
+    }
+    return DECLINED;
+}
+
+static void relay_register_hooks(apr_pool_t *p)
+{
+    static const char *const dbd[] = {"mod_dbd.c", NULL};
+
+    ap_hook_post_config(relay_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after mod_dbd: the schema bootstrap borrows one of its connections */
+    ap_hook_child_init(relay_child_init, dbd, NULL, APR_HOOK_MIDDLE);
+    nebula_ap_db_register_hooks();
+    /* late, so that other modules' fixups (e.g. mod_rewrite) have run */
+    ap_hook_fixups(relay_fixups, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA nebula_relay_module = {
+    STANDARD20_MODULE_STUFF,
+    relay_config_create_dir,
+    relay_config_merge_dir,
+    NULL,
+    NULL,
+    relay_config_cmds,
+    relay_register_hooks,
+#if defined(AP_MODULE_FLAG_NONE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

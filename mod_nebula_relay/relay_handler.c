@@ -1,0 +1,196 @@
+/* relay_handler.c: the content handler of the LLM relay.
+ *
+ * In this foundation release the relay can only pass requests through to one
+ * configured origin (NebulaPassThrough): the client body is read (bounded),
+ * forwarded with the client's end-to-end headers, and the response streamed
+ * back with mod_proxy_http's read loop (non-blocking read; when the upstream
+ * pauses, FLUSH to the client and block), so server-sent events reach the
+ * client as the upstream sends them.
+ */
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+#include "relay_private.h"
+#include "nebula_ap.h"
+
+/* Read the whole request body into r->pool, refusing more than @a max. */
+static int read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_off_t total = 0;
+    int seen_eos = 0;
+    apr_status_t rv;
+
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    if (cl && apr_atoi64(cl) > max) {
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    *body = NULL;
+    *len = 0;
+    do {
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
+                            HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        seen_eos = !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+        apr_brigade_length(bb, 1, &total);
+        if ((apr_off_t)*len + total > max) {
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+        if (total > 0) {
+            apr_size_t n = (apr_size_t)total;
+            char *buf = apr_palloc(r->pool, *len + n + 1);
+            if (*len) {
+                memcpy(buf, *body, *len);
+            }
+            apr_brigade_flatten(bb, buf + *len, &n);
+            *len += n;
+            buf[*len] = '\0';
+            *body = buf;
+        }
+        apr_brigade_cleanup(bb);
+    } while (!seen_eos);
+    return OK;
+}
+
+/* End-to-end headers a pass-through forwards: everything the client sent
+ * except hop-by-hop fields (relay_upstream drops those). */
+static apr_table_t *forward_headers(request_rec *r)
+{
+    apr_table_t *h = apr_table_copy(r->pool, r->headers_in);
+
+    apr_table_unset(h, "Expect");
+    apr_table_setn(h, "X-Forwarded-For", r->useragent_ip);
+    return h;
+}
+
+static int copy_response_header(void *rv, const char *key, const char *val)
+{
+    request_rec *r = rv;
+    static const char *const skip[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
+                                       "Content-Length", "Date", "Server", NULL};
+    int i;
+
+    for (i = 0; skip[i]; ++i) {
+        if (!ap_cstr_casecmp(key, skip[i])) {
+            return 1;
+        }
+    }
+    if (!ap_cstr_casecmp(key, "Content-Type")) {
+        ap_set_content_type(r, apr_pstrdup(r->pool, val));
+    }
+    else {
+        apr_table_add(r->headers_out, key, val);
+    }
+    return 1;
+}
+
+/* Stream the body to the client, flushing whenever the upstream pauses. */
+static int stream_body(request_rec *r, relay_upstream_t *up)
+{
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    apr_read_type_e mode = APR_NONBLOCK_READ;
+    apr_status_t rv;
+
+    for (;;) {
+        rv = relay_upstream_read_body(up, bb, mode);
+        if (rv == APR_EAGAIN) {
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+            if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS || c->aborted) {
+                relay_upstream_close(up, 1);
+                return DONE;
+            }
+            apr_brigade_cleanup(bb);
+            mode = APR_BLOCK_READ;
+            continue;
+        }
+        if (rv != APR_SUCCESS && rv != APR_EOF) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                          "NEB01005: upstream broke off the response");
+            relay_upstream_close(up, 1);
+            apr_brigade_cleanup(bb);
+            ap_die(HTTP_BAD_GATEWAY, r); /* headers sent: closes the connection */
+            return DONE;
+        }
+        if (rv == APR_EOF) {
+            /* release the upstream before the last, possibly slow, client write */
+            relay_upstream_close(up, 0);
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+            ap_pass_brigade(r->output_filters, bb);
+            return OK;
+        }
+        if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS || c->aborted) {
+            relay_upstream_close(up, 1);
+            return DONE;
+        }
+        apr_brigade_cleanup(bb);
+        mode = APR_NONBLOCK_READ;
+    }
+}
+
+static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
+{
+    relay_upstream_t *up;
+    apr_table_t *rh;
+    apr_size_t len;
+    char *body;
+    const char *path;
+    int rc, status;
+
+    rc = read_body(r, dc->max_body == RELAY_UNSET ? RELAY_DEFAULT_MAX_BODY : dc->max_body,
+                   &body, &len);
+    if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+        return nebula_ap_error(r, rc, "invalid_request_error", "request_too_large", NULL,
+                               "Request body is larger than the gateway accepts.");
+    }
+    if (rc != OK) {
+        return nebula_ap_error(r, rc, "invalid_request_error", NULL, NULL,
+                               "Could not read the request body.");
+    }
+    rc = relay_upstream_open(r, dc->passthrough,
+                             dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT
+                                                        : dc->timeout,
+                             &up);
+    if (rc != OK) {
+        return nebula_ap_error(r, HTTP_BAD_GATEWAY, "upstream_error", "upstream_unreachable",
+                               NULL, "The upstream could not be reached.");
+    }
+    path = apr_pstrcat(r->pool, strchr(strstr(dc->passthrough, "://") + 3, '/') ?
+                       strchr(strstr(dc->passthrough, "://") + 3, '/') : "",
+                       r->uri, r->args ? "?" : "", r->args ? r->args : "", NULL);
+    rc = relay_upstream_send(up, r->method, path, forward_headers(r), body, len);
+    if (rc == OK) {
+        rc = relay_upstream_read_head(up, &status, &rh);
+    }
+    if (rc != OK) {
+        relay_upstream_close(up, 1);
+        return nebula_ap_error(r, rc, "upstream_error", NULL, NULL,
+                               "The upstream did not answer properly.");
+    }
+    r->status = status;
+    apr_table_do(copy_response_header, r, rh, NULL);
+    if (r->header_only || status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED) {
+        relay_upstream_close(up, 0);
+        return OK;
+    }
+    return stream_body(r, up);
+}
+
+int relay_handler(request_rec *r)
+{
+    const relay_dir_conf_t *dc;
+
+    if (r->handler == NULL || strcmp(r->handler, RELAY_HANDLER)) {
+        return DECLINED;
+    }
+    dc = relay_config_dir(r);
+    if (dc->passthrough != NULL) {
+        return passthrough(r, dc);
+    }
+    return nebula_ap_error(r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                           "no_upstream_configured", NULL,
+                           "No upstream is configured for %s.", r->uri);
+}

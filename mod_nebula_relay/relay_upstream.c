@@ -1,0 +1,322 @@
+/* relay_upstream.c: HTTP/1.1 exchanges with upstream origins through
+ * mod_proxy's connection pooling.
+ *
+ * Upstreams are data (channels), so their origins are unknown when httpd reads
+ * its configuration, and mod_proxy's generic reverse worker never reuses
+ * connections. This file therefore keeps one private proxy_worker per origin
+ * and timeout in each child, created on first use the way mod_proxy_hcheck
+ * builds its workers (no balancer, no conf: nothing shared is modified), and
+ * drives it with the calls mod_proxy_http uses. TLS comes from mod_ssl's proxy
+ * side (SSLProxyEngine in the vhost).
+ */
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <mod_proxy.h>
+#include "relay_private.h"
+
+#define RELAY_PROXY_FN "NEBULA"
+#define RELAY_STATUS_LINE_MAX 8192
+
+struct relay_upstream_t {
+    request_rec *r;
+    proxy_worker *worker;
+    proxy_conn_rec *backend;
+    request_rec *rp;           /* the fake request the response is read through */
+    apr_bucket_brigade *tmp;   /* backend-allocated buckets, before transform */
+    int body_ready;
+};
+
+/* Per-child cache of workers, keyed by "origin|timeout". */
+static apr_pool_t *workers_pool;
+static apr_hash_t *workers;
+#if APR_HAS_THREADS
+static apr_thread_mutex_t *workers_lock;
+#endif
+
+apr_status_t relay_upstream_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_pool_create(&workers_pool, pchild);
+    apr_pool_tag(workers_pool, "nebula_relay_workers");
+    workers = apr_hash_make(workers_pool);
+#if APR_HAS_THREADS
+    return apr_thread_mutex_create(&workers_lock, APR_THREAD_MUTEX_DEFAULT, pchild);
+#else
+    return APR_SUCCESS;
+#endif
+}
+
+static proxy_worker *worker_create(request_rec *r, const char *origin,
+                                   apr_interval_time_t timeout)
+{
+    proxy_worker *w = NULL;
+    const char *err;
+
+    err = ap_proxy_define_worker_ex(workers_pool, &w, NULL, NULL, origin, 0);
+    if (err != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "NEB01001: cannot define an upstream worker for %s: %s", origin,
+                      err);
+        return NULL;
+    }
+    w->s->timeout = timeout;
+    w->s->timeout_set = 1;
+    w->s->conn_timeout = apr_time_from_sec(10);
+    w->s->conn_timeout_set = 1;
+    /* a failing origin is the channel breaker's business, not mod_proxy's */
+    w->s->status |= PROXY_WORKER_IGNORE_ERRORS;
+    if (ap_proxy_initialize_worker(w, r->server, workers_pool) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "NEB01002: cannot initialise the upstream worker for %s", origin);
+        return NULL;
+    }
+    return w;
+}
+
+static proxy_worker *worker_get(request_rec *r, const char *origin,
+                                apr_interval_time_t timeout)
+{
+    const char *key = apr_psprintf(r->pool, "%s|%" APR_TIME_T_FMT, origin, timeout);
+    proxy_worker *w;
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(workers_lock);
+#endif
+    w = apr_hash_get(workers, key, APR_HASH_KEY_STRING);
+    if (w == NULL && (w = worker_create(r, origin, timeout)) != NULL) {
+        apr_hash_set(workers, apr_pstrdup(workers_pool, key), APR_HASH_KEY_STRING, w);
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(workers_lock);
+#endif
+    return w;
+}
+
+/* The request_rec through which the response is read, like mod_proxy_http's. */
+static request_rec *fake_request(conn_rec *c, request_rec *r)
+{
+    apr_pool_t *pool;
+    request_rec *rp;
+
+    apr_pool_create(&pool, c->pool);
+    apr_pool_tag(pool, "nebula_relay_rp");
+    rp = apr_pcalloc(pool, sizeof(*rp));
+    rp->pool = pool;
+    rp->status = HTTP_OK;
+    rp->headers_in = apr_table_make(pool, 20);
+    rp->trailers_in = apr_table_make(pool, 2);
+    rp->subprocess_env = apr_table_make(pool, 5);
+    rp->headers_out = apr_table_make(pool, 5);
+    rp->trailers_out = apr_table_make(pool, 2);
+    rp->err_headers_out = apr_table_make(pool, 2);
+    rp->notes = apr_table_make(pool, 5);
+    rp->server = r->server;
+    rp->log = r->log;
+    rp->proxyreq = PROXYREQ_RESPONSE;
+    rp->request_time = r->request_time;
+    rp->connection = c;
+    rp->output_filters = rp->proto_output_filters = c->output_filters;
+    rp->input_filters = rp->proto_input_filters = c->input_filters;
+    rp->useragent_ip = c->client_ip;
+    rp->useragent_addr = c->client_addr;
+    rp->request_config = ap_create_request_config(pool);
+    return rp;
+}
+
+int relay_upstream_open(request_rec *r, const char *url, apr_interval_time_t timeout,
+                        relay_upstream_t **pup)
+{
+    proxy_server_conf *pconf;
+    relay_upstream_t *up;
+    apr_uri_t uri;
+    char *target = apr_pstrdup(r->pool, url);
+    char portstr[32];
+    const char *origin;
+    int rc;
+
+    pconf = ap_get_module_config(r->server->module_config, &proxy_module);
+    if (apr_uri_parse(r->pool, url, &uri) != APR_SUCCESS || !uri.hostname) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    origin = apr_psprintf(r->pool, "%s://%s:%u", uri.scheme, uri.hostname,
+                          uri.port ? uri.port : apr_uri_port_of_scheme(uri.scheme));
+    up = apr_pcalloc(r->pool, sizeof(*up));
+    up->r = r;
+    if ((up->worker = worker_get(r, origin, timeout)) == NULL) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = ap_proxy_acquire_connection(RELAY_PROXY_FN, &up->backend, up->worker, r->server);
+    if (rc != OK) {
+        return rc;
+    }
+    up->backend->is_ssl = !strcmp(uri.scheme, "https");
+    rc = ap_proxy_determine_connection(r->pool, r, pconf, up->worker, up->backend, &uri,
+                                       &target, NULL, 0, portstr, sizeof(portstr));
+    if (rc == OK && ap_proxy_connect_backend(RELAY_PROXY_FN, up->backend, up->worker,
+                                             r->server) != OK) {
+        rc = HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (rc == OK) {
+        rc = ap_proxy_connection_create_ex(RELAY_PROXY_FN, up->backend, r);
+    }
+    if (rc != OK) {
+        relay_upstream_close(up, 1);
+        return rc;
+    }
+    *pup = up;
+    return OK;
+}
+
+static int hop_by_hop(const char *name)
+{
+    static const char *const hop[] = {"Connection", "Keep-Alive", "Proxy-Connection",
+                                      "TE", "Trailer", "Transfer-Encoding",
+                                      "Upgrade", "Content-Length", "Host", NULL};
+    int i;
+
+    for (i = 0; hop[i]; ++i) {
+        if (!ap_cstr_casecmp(name, hop[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int add_header(void *bb, const char *key, const char *val)
+{
+    if (!hop_by_hop(key)) {
+        apr_brigade_printf(bb, NULL, NULL, "%s: %s\r\n", key, val);
+    }
+    return 1;
+}
+
+int relay_upstream_send(relay_upstream_t *up, const char *method, const char *path,
+                        apr_table_t *headers, const char *body, apr_size_t len)
+{
+    conn_rec *c = up->backend->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(up->r->pool, c->bucket_alloc);
+    int port = up->backend->port;
+    int dflt = up->backend->is_ssl ? 443 : 80;
+
+    apr_brigade_printf(bb, NULL, NULL, "%s %s HTTP/1.1\r\nHost: %s", method, path,
+                       up->backend->hostname);
+    if (port != dflt) {
+        apr_brigade_printf(bb, NULL, NULL, ":%d", port);
+    }
+    apr_brigade_puts(bb, NULL, NULL, "\r\n");
+    apr_table_do(add_header, bb, headers, NULL);
+    apr_brigade_printf(bb, NULL, NULL, "Content-Length: %" APR_SIZE_T_FMT "\r\n\r\n",
+                       len);
+    if (len > 0) {
+        APR_BRIGADE_INSERT_TAIL(
+            bb, apr_bucket_transient_create(body, len, c->bucket_alloc));
+    }
+    if (ap_proxy_pass_brigade(c->bucket_alloc, up->r, up->backend, c, bb, 1)
+        != OK) {
+        up->backend->close = 1;
+        return HTTP_BAD_GATEWAY;
+    }
+    return OK;
+}
+
+static int parse_status_line(const char *line, int *status)
+{
+    /* "HTTP/1.1 200 OK": version, three digits, optional reason */
+    if (strncmp(line, "HTTP/1.", 7) || !apr_isdigit(line[7]) || line[8] != ' '
+        || !apr_isdigit(line[9]) || !apr_isdigit(line[10]) || !apr_isdigit(line[11])
+        || (line[12] && line[12] != ' ')) {
+        return 0;
+    }
+    *status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+    return *status >= 100;
+}
+
+int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **headers)
+{
+    conn_rec *c = up->backend->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(up->r->pool, c->bucket_alloc);
+    char *line;
+    apr_size_t len;
+    apr_status_t rv;
+
+    up->rp = fake_request(c, up->r);
+    do { /* skip interim 1xx responses */
+        line = NULL;
+        rv = ap_rgetline(&line, RELAY_STATUS_LINE_MAX, &len, up->rp, 0, bb);
+        if (rv == APR_SUCCESS && len == 0) { /* one stray CRLF is tolerated */
+            rv = ap_rgetline(&line, RELAY_STATUS_LINE_MAX, &len, up->rp, 0, bb);
+        }
+        if (rv != APR_SUCCESS || !parse_status_line(line, status)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, up->r,
+                          "NEB01003: no valid status line from upstream %s:%d",
+                          up->backend->hostname, up->backend->port);
+            up->backend->close = 1;
+            return APR_STATUS_IS_TIMEUP(rv) ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
+        }
+        apr_table_clear(up->rp->headers_in);
+        ap_get_mime_headers_core(up->rp, bb);
+        if (up->rp->status != HTTP_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, up->r,
+                          "NEB01004: malformed response headers from upstream %s:%d",
+                          up->backend->hostname, up->backend->port);
+            up->backend->close = 1;
+            return HTTP_BAD_GATEWAY;
+        }
+    } while (*status < 200);
+    apr_brigade_destroy(bb);
+    /* the body is framed by the response headers, which HTTP_IN reads from
+     * the fake request's headers_in */
+    ap_proxy_pre_http_request(c, up->rp);
+    up->tmp = apr_brigade_create(up->r->pool, c->bucket_alloc);
+    up->body_ready = 1;
+    *headers = up->rp->headers_in;
+    return OK;
+}
+
+apr_status_t relay_upstream_read_body(relay_upstream_t *up, apr_bucket_brigade *bb,
+                                      apr_read_type_e mode)
+{
+    apr_status_t rv;
+    apr_bucket *e;
+
+    rv = ap_get_brigade(up->rp->input_filters, up->tmp, AP_MODE_READBYTES, mode,
+                        AP_IOBUFSIZE);
+    if (mode == APR_NONBLOCK_READ
+        && (APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(up->tmp)))) {
+        return APR_EAGAIN;
+    }
+    if (rv != APR_SUCCESS) {
+        up->backend->close = 1;
+        return rv;
+    }
+    /* buckets of the backend connection must not outlive it */
+    ap_proxy_buckets_lifetime_transform(up->r, up->tmp, bb);
+    apr_brigade_cleanup(up->tmp);
+    if (!APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) {
+        e = APR_BRIGADE_LAST(bb);
+        apr_bucket_delete(e);
+        for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+             e = APR_BUCKET_NEXT(e)) {
+            apr_bucket_setaside(e, up->r->pool);
+        }
+        return APR_EOF;
+    }
+    return APR_SUCCESS;
+}
+
+void relay_upstream_close(relay_upstream_t *up, int broken)
+{
+    if (up->backend == NULL) {
+        return;
+    }
+    if (broken) {
+        up->backend->close = 1;
+    }
+    if (up->rp) {
+        apr_pool_destroy(up->rp->pool);
+        up->rp = NULL;
+    }
+    ap_proxy_release_connection(RELAY_PROXY_FN, up->backend, up->r->server);
+    up->backend = NULL;
+}
