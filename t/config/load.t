@@ -1,0 +1,64 @@
+# conf/nebula.load + conf/nebula.conf pass `httpd -t`, and each module loads
+# alone (and all three together) in a stock Debian httpd.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use NebulaTest qw(top_dir libexecdir httpd_bin run_cmd);
+
+my $top  = top_dir();
+my $lib  = libexecdir();
+my $tmp  = tempdir(CLEANUP => 1);
+my %so   = map { $_ => "$top/mod_nebula_$_/.libs/mod_nebula_$_.so" } qw(relay billing gov);
+
+sub base_conf {
+    my ($extra) = @_;
+    return <<"CONF";
+ServerRoot "$tmp"
+PidFile "$tmp/httpd.pid"
+DefaultRuntimeDir "$tmp"
+ErrorLog "$tmp/error_log"
+Listen 127.0.0.1:1
+ServerName 127.0.0.1
+LoadModule mpm_event_module $lib/mod_mpm_event.so
+LoadModule authz_core_module $lib/mod_authz_core.so
+$extra
+CONF
+}
+
+sub syntax_ok {
+    my ($name, $conf) = @_;
+    my $file = "$tmp/$name.conf";
+    open(my $fh, '>', $file) or die $!;
+    print $fh $conf;
+    close $fh;
+    local $ENV{NEBULA_DB_PATH} = "$tmp/nebula.db";
+    my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
+    ok($rc == 0 && $out =~ /Syntax OK/, "$name: httpd -t") or diag $out;
+}
+
+# the shipped files, with the DSOs where the build put them
+(my $load = do { local (@ARGV, $/) = "$top/conf/nebula.load"; <> }) =~
+    s{modules/mod_nebula_(\w+)\.so}{$so{$1}}g;
+$load =~ s{modules/(mod_\w+\.so)}{$lib/$1}g;
+syntax_ok('nebula.load+nebula.conf', base_conf("$load\nInclude $top/conf/nebula.conf\n"));
+
+# each module alone (the relay needs mod_proxy, as mod_proxy_http does)
+syntax_ok('relay alone', base_conf("LoadModule proxy_module $lib/mod_proxy.so\n"
+    . "LoadModule nebula_relay_module $so{relay}\n<Location /v1>\nNebulaRelay On\n</Location>\n"));
+syntax_ok('billing alone', base_conf("LoadModule nebula_billing_module $so{billing}\nNebulaQuotaPerUSD 1000\n"));
+syntax_ok('gov alone', base_conf("LoadModule nebula_gov_module $so{gov}\nNebulaAuditRetention 30\n"));
+
+# a bad value is refused with a message naming the directive
+{
+    my $file = "$tmp/bad.conf";
+    open(my $fh, '>', $file) or die $!;
+    print $fh base_conf("LoadModule nebula_billing_module $so{billing}\nNebulaQuotaPerUSD -5\n");
+    close $fh;
+    my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
+    isnt($rc, 0, 'a bad directive value fails httpd -t');
+    like($out, qr/NebulaQuotaPerUSD: give a whole number/, 'the error names the directive');
+}
+done_testing();
