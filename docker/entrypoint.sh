@@ -7,8 +7,9 @@ set -eu
 SQL_DSN=${SQL_DSN:-sqlite:/var/lib/nebula/nebula.db}
 # nebulactl parses the DSN exactly as the Docker docs describe and prints the
 # mod_dbd driver and parameters; the schema is migrated before httpd starts.
-NEBULA_DBD_DRIVER=$(nebulactl dsn --driver "$SQL_DSN")
-NEBULA_DBD_PARAMS=$(nebulactl dsn --params "$SQL_DSN")
+dbd=$(nebulactl dsn --dsn "$SQL_DSN")
+NEBULA_DBD_DRIVER=$(printf '%s\n' "$dbd" | sed -n 1p)
+NEBULA_DBD_PARAMS=$(printf '%s\n' "$dbd" | sed -n 2p)
 export SESSION_SECRET CRYPTO_SECRET NEBULA_DBD_DRIVER NEBULA_DBD_PARAMS
 export REDIS_CONN_STRING=${REDIS_CONN_STRING:-}
 export STREAMING_TIMEOUT=${STREAMING_TIMEOUT:-300}

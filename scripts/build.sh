@@ -22,7 +22,7 @@ if [ ! -f Makefile ] || [ configure -nt Makefile ] || [ ! -f config.status ]; th
         || { tail -30 build/configure.log; exit 1; }
     sed -n '/NebulaGate /,$p' build/configure.log
 fi
-make -j"$(nproc 2>/dev/null || echo 2)"
+make -s --no-print-directory -j"$(nproc 2>/dev/null || echo 2)"
 if [ "$install" = yes ]; then
     make install
 fi

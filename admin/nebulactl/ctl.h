@@ -16,7 +16,7 @@
 /* One invocation: options, then the connection opened from them. */
 typedef struct {
     apr_pool_t *pool;
-    const char *command;     /* "migrate", "schema-version" */
+    const char *command;     /* "migrate", "schema-version", "dsn" */
     const char *driver_name; /* --driver */
     const char *params;      /* --params (secret: never printed) */
     const char *dsn;         /* --dsn, or $SQL_DSN */
@@ -48,5 +48,6 @@ apr_status_t ctl_sqldir_load(const char *sql_dir, nebula_dbd_dialect_e dialect,
 /* The commands; each returns an exit code. */
 int ctl_cmd_migrate(ctl_t *ctl);
 int ctl_cmd_schema_version(ctl_t *ctl);
+int ctl_cmd_dsn(ctl_t *ctl);
 
 #endif /* NEBULACTL_CTL_H */

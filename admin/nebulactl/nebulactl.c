@@ -21,6 +21,8 @@ static const char usage_text[] =
     "  migrate          apply the pending schema migrations (safe to run\n"
     "                   concurrently: a database-wide lock serialises runs)\n"
     "  schema-version   print the current schema version and the pending count\n"
+    "  dsn              print the mod_dbd driver (line 1) and DBDParams (line 2)\n"
+    "                   for --dsn URL, without connecting\n"
     "  help             this text\n"
     "\n"
     "database (one of):\n"
@@ -182,7 +184,7 @@ static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
     }
     ctl->command = argv[1];
     if (strcmp(ctl->command, "migrate") != 0 &&
-        strcmp(ctl->command, "schema-version") != 0) {
+        strcmp(ctl->command, "schema-version") != 0 && strcmp(ctl->command, "dsn") != 0) {
         ctl_error("unknown command '%s' (see nebulactl --help)", ctl->command);
         return CTL_EXIT_USAGE;
     }
@@ -197,6 +199,9 @@ static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
     log_threshold = ctl->verbose >= 2   ? NEBULA_LOG_TRACE1
                     : ctl->verbose == 1 ? NEBULA_LOG_INFO
                                         : NEBULA_LOG_WARNING;
+    if (strcmp(ctl->command, "dsn") == 0) {
+        return ctl_cmd_dsn(ctl);
+    }
     return strcmp(ctl->command, "migrate") == 0 ? ctl_cmd_migrate(ctl)
                                                 : ctl_cmd_schema_version(ctl);
 }
