@@ -16,6 +16,22 @@
 #include <http_log.h>
 
 /**
+ * The common part of a module's post_config: during httpd's dry-run pass it
+ * returns non-zero (the caller returns OK at once); otherwise it routes the
+ * library's log to the module and returns 0.
+ */
+int nebula_ap_post_config(server_rec *s, int module_index);
+
+/** The common part of a module's child_init: log bridge, DB bootstrap. */
+void nebula_ap_child_init(apr_pool_t *pchild, server_rec *s, int module_index);
+
+/**
+ * Register @a child_init (which must call nebula_ap_child_init()) after
+ * mod_dbd's, and the SQLite connection setup; call from register_hooks.
+ */
+void nebula_ap_register_hooks(ap_HOOK_child_init_t *child_init);
+
+/**
  * Route libnebula_common's messages (nebula_log.h) to the error log of
  * @a s under module @a module_index. Call in post_config and child_init.
  */

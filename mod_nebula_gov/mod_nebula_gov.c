@@ -14,30 +14,24 @@
 #include "nebula_gov.h"
 
 static int gov_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                               server_rec *s)
+                           server_rec *s)
 {
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+    if (nebula_ap_post_config(s, APLOG_MODULE_INDEX)) {
         return OK;
     }
-    nebula_ap_log_bridge(s, APLOG_MODULE_INDEX);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "NEB03000: mod_nebula_gov ready");
     return OK;
 }
 
 static void gov_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    nebula_ap_log_bridge(s, APLOG_MODULE_INDEX);
-    nebula_ap_db_ensure(pchild, s, APLOG_MODULE_INDEX);
+    nebula_ap_child_init(pchild, s, APLOG_MODULE_INDEX);
 }
 
 static void gov_register_hooks(apr_pool_t *p)
 {
-    static const char *const dbd[] = {"mod_dbd.c", NULL};
-
     ap_hook_post_config(gov_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    /* after mod_dbd: the schema bootstrap borrows one of its connections */
-    ap_hook_child_init(gov_child_init, dbd, NULL, APR_HOOK_MIDDLE);
-    nebula_ap_db_register_hooks();
+    nebula_ap_register_hooks(gov_child_init);
 }
 
 module AP_MODULE_DECLARE_DATA nebula_gov_module = {

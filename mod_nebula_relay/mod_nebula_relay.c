@@ -26,11 +26,9 @@ APR_IMPLEMENT_OPTIONAL_HOOK_RUN_ALL(ap, NEBULA, int, nebula_gov_check,
 static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
 {
-    /* the dry run that precedes the real start needs no checks twice */
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+    if (nebula_ap_post_config(s, APLOG_MODULE_INDEX)) {
         return OK;
     }
-    nebula_ap_log_bridge(s, APLOG_MODULE_INDEX);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "NEB01000: mod_nebula_relay ready");
     return OK;
 }
@@ -39,12 +37,11 @@ static void relay_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
-    nebula_ap_log_bridge(s, APLOG_MODULE_INDEX);
+    nebula_ap_child_init(pchild, s, APLOG_MODULE_INDEX);
     if ((rv = relay_upstream_child_init(pchild, s)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "NEB01006: cannot create the upstream worker cache");
     }
-    nebula_ap_db_ensure(pchild, s, APLOG_MODULE_INDEX);
 }
 
 /* NebulaRelay On maps a location to the relay handler, like ProxyPass does. */
@@ -60,12 +57,8 @@ static int relay_fixups(request_rec *r)
 
 static void relay_register_hooks(apr_pool_t *p)
 {
-    static const char *const dbd[] = {"mod_dbd.c", NULL};
-
     ap_hook_post_config(relay_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    /* after mod_dbd: the schema bootstrap borrows one of its connections */
-    ap_hook_child_init(relay_child_init, dbd, NULL, APR_HOOK_MIDDLE);
-    nebula_ap_db_register_hooks();
+    nebula_ap_register_hooks(relay_child_init);
     /* late, so that other modules' fixups (e.g. mod_rewrite) have run */
     ap_hook_fixups(relay_fixups, NULL, NULL, APR_HOOK_LAST);
     ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -11,7 +11,7 @@
 #   - the migration lock is real: held elsewhere, migrate waits and times out;
 #   - 4 concurrent runs apply each migration exactly once, all exit 0.
 #
-# Environment: NEBULA_CTL (the built nebulactl), NEBULA_TEST_DB, and for
+# Environment: NEBULA_CTL (default: the built admin/nebulactl/nebulactl), NEBULA_TEST_DB, and for
 # pgsql/mysql NEBULA_TEST_PG_PARAMS / NEBULA_TEST_MYSQL_PARAMS (apr_dbd
 # parameter strings, as printed by `scripts/testdb.sh env`). The database is
 # emptied between scenarios. Checked with the native clients (sqlite3, psql,
@@ -27,9 +27,8 @@ use FindBin;
 use POSIX qw(_exit);
 use IO::Handle;
 
-my $ctl = $ENV{NEBULA_CTL};
-plan skip_all => 'set NEBULA_CTL to the built nebulactl' unless $ctl;
-die "NEBULA_CTL=$ctl is not executable\n" unless -x $ctl;
+my $ctl = $ENV{NEBULA_CTL} || "$FindBin::Bin/../../admin/nebulactl/nebulactl";
+die "$ctl is not executable (build first, or set NEBULA_CTL)\n" unless -x $ctl;
 
 my $kind = $ENV{NEBULA_TEST_DB} || 'sqlite';
 my $top  = "$FindBin::Bin/../..";
