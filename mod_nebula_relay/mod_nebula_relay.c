@@ -26,9 +26,16 @@ APR_IMPLEMENT_OPTIONAL_HOOK_RUN_ALL(ap, NEBULA, int, nebula_gov_check,
 static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
 {
+    const char *err;
+
     if (nebula_ap_post_config(s, APLOG_MODULE_INDEX)) {
         return OK;
     }
+    if ((err = relay_config_post_config(pconf, s)) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "NEB01011: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    relay_gen_post_config(pconf, s);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "NEB01000: mod_nebula_relay ready");
     return OK;
 }
@@ -68,8 +75,8 @@ module AP_MODULE_DECLARE_DATA nebula_relay_module = {
     STANDARD20_MODULE_STUFF,
     relay_config_create_dir,
     relay_config_merge_dir,
-    NULL,
-    NULL,
+    relay_config_create_srv,
+    relay_config_merge_srv,
     relay_config_cmds,
     relay_register_hooks,
 #if defined(AP_MODULE_FLAG_NONE)

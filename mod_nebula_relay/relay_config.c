@@ -15,6 +15,7 @@ void *relay_config_create_dir(apr_pool_t *p, char *dir)
     c->passthrough = NULL;
     c->max_body = RELAY_UNSET;
     c->timeout = RELAY_UNSET;
+    c->admin = RELAY_UNSET;
     return c;
 }
 
@@ -27,6 +28,7 @@ void *relay_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->passthrough = add->passthrough ? add->passthrough : base->passthrough;
     c->max_body = GET(add, base, max_body);
     c->timeout = GET(add, base, timeout);
+    c->admin = GET(add, base, admin);
     return c;
 }
 
@@ -86,6 +88,109 @@ static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ---- per-server ------------------------------------------------------ */
+
+void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
+{
+    relay_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->session_ttl = RELAY_UNSET;
+    c->retries = RELAY_UNSET;
+    c->cache_ttl = RELAY_UNSET;
+    return c;
+}
+
+void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
+{
+    relay_srv_conf_t *base = basev, *add = addv;
+    relay_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->crypto_secret = add->crypto_secret ? add->crypto_secret : base->crypto_secret;
+    c->session_secret = add->session_secret ? add->session_secret : base->session_secret;
+    c->admin_token = add->admin_token ? add->admin_token : base->admin_token;
+    c->session_ttl = GET(add, base, session_ttl);
+    c->retries = GET(add, base, retries);
+    c->cache_ttl = GET(add, base, cache_ttl);
+    return c;
+}
+
+relay_srv_conf_t *relay_config_srv(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &nebula_relay_module);
+}
+
+const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    for (; s; s = s->next) {
+        relay_srv_conf_t *c = relay_config_srv(s);
+
+        c->session_ttl = c->session_ttl == RELAY_UNSET ? RELAY_DEFAULT_SESSION_TTL
+                                                       : c->session_ttl;
+        c->retries = c->retries == RELAY_UNSET ? RELAY_DEFAULT_RETRIES : c->retries;
+        c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
+        if (c->crypto_secret && c->keyring == NULL) {
+            c->keyring = nebula_crypto_keyring_create(pconf, c->crypto_secret,
+                                                      strlen(c->crypto_secret),
+                                                      RELAY_KEYRING_VERSION);
+            if (c->keyring == NULL) {
+                return "NebulaCryptoSecret: cannot derive keys from it";
+            }
+        }
+    }
+    return NULL;
+}
+
+static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+
+    if (strlen(arg) < NEBULA_CRYPTO_SECRET_MIN_LEN) {
+        return apr_psprintf(cmd->pool, "%s: the secret must be at least %d characters",
+                            cmd->cmd->name, NEBULA_CRYPTO_SECRET_MIN_LEN);
+    }
+    if (strchr(arg, '$') && strchr(arg, '{')) {
+        return apr_psprintf(cmd->pool, "%s: '${...}' was not substituted: is the "
+                            "environment variable set?", cmd->cmd->name);
+    }
+    *(const char **)((char *)c + (apr_size_t)cmd->info) = arg;
+    return NULL;
+}
+
+static const char *set_duration(cmd_parms *cmd, apr_interval_time_t *slot,
+                                const char *arg)
+{
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0) {
+        return apr_psprintf(cmd->pool, "%s: give a positive duration (e.g. 30, 30s, "
+                            "500ms)", cmd->cmd->name);
+    }
+    *slot = t;
+    return NULL;
+}
+
+static const char *set_session_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_duration(cmd, &relay_config_srv(cmd->server)->session_ttl, arg);
+}
+
+static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_duration(cmd, &relay_config_srv(cmd->server)->cache_ttl, arg);
+}
+
+static const char *set_retries(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < 0 || v > 10) {
+        return "NebulaRetries: give a number of retries from 0 to 10";
+    }
+    relay_config_srv(cmd->server)->retries = (int)v;
+    return NULL;
+}
+
 const command_rec relay_config_cmds[] = {
     AP_INIT_FLAG("NebulaRelay", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(relay_dir_conf_t, enabled), OR_OPTIONS,
@@ -96,4 +201,22 @@ const command_rec relay_config_cmds[] = {
                   "Largest request body accepted, in bytes (default 33554432)"),
     AP_INIT_TAKE1("NebulaUpstreamTimeout", set_timeout, NULL, OR_OPTIONS,
                   "Upstream read timeout (default 300s)"),
+    AP_INIT_FLAG("NebulaAdmin", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(relay_dir_conf_t, admin), OR_OPTIONS,
+                 "On to serve the admin API here (same as SetHandler nebula-admin)"),
+    AP_INIT_TAKE1("NebulaCryptoSecret", set_secret,
+                  (void *)APR_OFFSETOF(relay_srv_conf_t, crypto_secret), RSRC_CONF,
+                  "Master secret for upstream keys at rest (use ${CRYPTO_SECRET})"),
+    AP_INIT_TAKE1("NebulaSessionSecret", set_secret,
+                  (void *)APR_OFFSETOF(relay_srv_conf_t, session_secret), RSRC_CONF,
+                  "Secret that signs admin session cookies (use ${SESSION_SECRET})"),
+    AP_INIT_TAKE1("NebulaAdminToken", set_secret,
+                  (void *)APR_OFFSETOF(relay_srv_conf_t, admin_token), RSRC_CONF,
+                  "A root token for the admin API (bootstrap; optional)"),
+    AP_INIT_TAKE1("NebulaAdminSessionTTL", set_session_ttl, NULL, RSRC_CONF,
+                  "How long an admin session lasts (default 12h)"),
+    AP_INIT_TAKE1("NebulaRetries", set_retries, NULL, RSRC_CONF,
+                  "Attempts on other channels after a retriable failure (default 2)"),
+    AP_INIT_TAKE1("NebulaCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
+                  "How long a process caches a client key (default 30s)"),
     {NULL}};
