@@ -50,4 +50,9 @@ int ctl_cmd_migrate(ctl_t *ctl);
 int ctl_cmd_schema_version(ctl_t *ctl);
 int ctl_cmd_dsn(ctl_t *ctl);
 
+/* ctl_admin.c: user-create and key-create, with their own options. */
+int ctl_admin_is_command(const char *command);
+/* An exit code, or -1 for --help. */
+int ctl_admin_main(ctl_t *ctl, int argc, const char *const *argv);
+
 #endif /* NEBULACTL_CTL_H */

@@ -23,6 +23,14 @@ static const char usage_text[] =
     "  schema-version   print the current schema version and the pending count\n"
     "  dsn              print the mod_dbd driver (line 1) and DBDParams (line 2)\n"
     "                   for --dsn URL, without connecting\n"
+    "  user-create      --username U [--password P | --password-stdin |\n"
+    "                   --random-password] [--role root|admin|user (user)]\n"
+    "                   [--group G] [--display-name D] [--exists-ok]\n"
+    "                   create a user (--password is visible to other local users\n"
+    "                   in ps: prefer --password-stdin); prints id, username, role\n"
+    "                   and, with --random-password, the password\n"
+    "  key-create       --username U [--name N] [--unlimited] [--quota N]\n"
+    "                   [--group G]  create a client key for U and print it (once)\n"
     "  help             this text\n"
     "\n"
     "database (one of):\n"
@@ -183,6 +191,10 @@ static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
         return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
     }
     ctl->command = argv[1];
+    if (ctl_admin_is_command(ctl->command)) {
+        code = ctl_admin_main(ctl, argc, argv);
+        return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+    }
     if (strcmp(ctl->command, "migrate") != 0 &&
         strcmp(ctl->command, "schema-version") != 0 && strcmp(ctl->command, "dsn") != 0) {
         ctl_error("unknown command '%s' (see nebulactl --help)", ctl->command);
