@@ -38,7 +38,9 @@ void nebula_ap_register_hooks(ap_HOOK_child_init_t *child_init);
 void nebula_ap_log_bridge(server_rec *s, int module_index);
 
 /**
- * Send an OpenAI-shaped JSON error and return the value a handler returns.
+ * Send an OpenAI-shaped JSON error. Returns DONE (the answer is sent; httpd
+ * treats DONE from a handler as OK), so that callers can tell "refused" from
+ * OK ("go on").
  * @param status  HTTP status (400, 401, 403, 404, 413, 415, 429, 500, 502 ...)
  * @param type    OpenAI error "type" (invalid_request_error, ...)
  * @param code    OpenAI error "code", or NULL for JSON null

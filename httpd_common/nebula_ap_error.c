@@ -22,5 +22,6 @@ int nebula_ap_error(request_rec *r, int status, const char *type, const char *co
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     ap_set_content_length(r, strlen(body) + 1);
     ap_rvputs(r, body, "\n", NULL);
-    return OK;
+    /* DONE, not OK: callers tell "refused, answer sent" from "go on" */
+    return DONE;
 }

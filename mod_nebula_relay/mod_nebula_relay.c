@@ -15,6 +15,8 @@
 #include <http_request.h>
 #include <mod_proxy.h>
 #include "relay_private.h"
+#include "relay_health.h"
+#include "relay_admin.h"
 #include "nebula_ap.h"
 #include "nebula_gov.h"
 
@@ -22,6 +24,11 @@ APR_IMPLEMENT_OPTIONAL_HOOK_RUN_ALL(ap, NEBULA, int, nebula_gov_check,
                                     (request_rec * r, nebula_req_t *req,
                                      nebula_decision_t *decision),
                                     (r, req, decision), OK, DECLINED)
+
+static int relay_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    return relay_health_pre_config(pconf) == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
 
 static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                              server_rec *s)
@@ -36,6 +43,9 @@ static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     relay_gen_post_config(pconf, s);
+    if (relay_health_post_config(pconf, s) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR; /* NEB01301-NEB01303 said why */
+    }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "NEB01000: mod_nebula_relay ready");
     return OK;
 }
@@ -45,9 +55,12 @@ static void relay_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     nebula_ap_child_init(pchild, s, APLOG_MODULE_INDEX);
-    if ((rv = relay_upstream_child_init(pchild, s)) != APR_SUCCESS) {
+    relay_health_child_init(pchild, s); /* logs NEB01304 itself */
+    if ((rv = relay_upstream_child_init(pchild, s)) != APR_SUCCESS
+        || (rv = relay_auth_child_init(pchild, s)) != APR_SUCCESS
+        || (rv = relay_channel_child_init(pchild, s)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "NEB01006: cannot create the upstream worker cache");
+                     "NEB01006: cannot create the relay's per-process caches");
     }
 }
 
@@ -59,16 +72,23 @@ static int relay_fixups(request_rec *r)
     if (dc->enabled == 1 && r->main == NULL) {
         r->handler = RELAY_HANDLER;
     }
+    else if (dc->admin == 1 && r->main == NULL) {
+        r->handler = RELAY_ADMIN_HANDLER;
+    }
     return DECLINED;
 }
 
 static void relay_register_hooks(apr_pool_t *p)
 {
+    /* every config read: health directives start from their defaults and the
+     * "nebula-health" mutex type is known before Mutex directives are read */
+    ap_hook_pre_config(relay_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(relay_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     nebula_ap_register_hooks(relay_child_init);
     /* late, so that other modules' fixups (e.g. mod_rewrite) have run */
     ap_hook_fixups(relay_fixups, NULL, NULL, APR_HOOK_LAST);
     ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(relay_admin_handler, NULL, NULL, APR_HOOK_MIDDLE); /* NebulaAdmin */
 }
 
 module AP_MODULE_DECLARE_DATA nebula_relay_module = {

@@ -4,6 +4,7 @@
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include "relay_private.h"
+#include "relay_health.h"
 
 #define GET(add, base, f) (((add)->f == RELAY_UNSET) ? (base)->f : (add)->f)
 
@@ -16,6 +17,8 @@ void *relay_config_create_dir(apr_pool_t *p, char *dir)
     c->max_body = RELAY_UNSET;
     c->timeout = RELAY_UNSET;
     c->admin = RELAY_UNSET;
+    c->disconnect = RELAY_UNSET;
+    c->drain_timeout = RELAY_UNSET;
     return c;
 }
 
@@ -29,6 +32,8 @@ void *relay_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->max_body = GET(add, base, max_body);
     c->timeout = GET(add, base, timeout);
     c->admin = GET(add, base, admin);
+    c->disconnect = GET(add, base, disconnect);
+    c->drain_timeout = GET(add, base, drain_timeout);
     return c;
 }
 
@@ -85,6 +90,35 @@ static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
                "(e.g. 300, 30s, 500ms)";
     }
     c->timeout = t;
+    return NULL;
+}
+
+static const char *set_disconnect(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_dir_conf_t *c = dc;
+
+    if (!strcasecmp(arg, "drain")) {
+        c->disconnect = RELAY_DISCONNECT_DRAIN;
+    }
+    else if (!strcasecmp(arg, "stop")) {
+        c->disconnect = RELAY_DISCONNECT_STOP;
+    }
+    else {
+        return "NebulaStreamDisconnect: give drain or stop";
+    }
+    return NULL;
+}
+
+static const char *set_drain_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_dir_conf_t *c = dc;
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0
+        || t > apr_time_from_sec(3600)) {
+        return "NebulaDrainTimeout: give a duration from 1ms to 3600s";
+    }
+    c->drain_timeout = t;
     return NULL;
 }
 
@@ -201,6 +235,11 @@ const command_rec relay_config_cmds[] = {
                   "Largest request body accepted, in bytes (default 33554432)"),
     AP_INIT_TAKE1("NebulaUpstreamTimeout", set_timeout, NULL, OR_OPTIONS,
                   "Upstream read timeout (default 300s)"),
+    AP_INIT_TAKE1("NebulaStreamDisconnect", set_disconnect, NULL, OR_OPTIONS,
+                  "When a streaming client goes away: drain (bill the upstream's real "
+                  "usage, default) or stop (bill what was delivered)"),
+    AP_INIT_TAKE1("NebulaDrainTimeout", set_drain_timeout, NULL, OR_OPTIONS,
+                  "How long drain keeps reading after the client left (default 30s)"),
     AP_INIT_FLAG("NebulaAdmin", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(relay_dir_conf_t, admin), OR_OPTIONS,
                  "On to serve the admin API here (same as SetHandler nebula-admin)"),
@@ -219,4 +258,5 @@ const command_rec relay_config_cmds[] = {
                   "Attempts on other channels after a retriable failure (default 2)"),
     AP_INIT_TAKE1("NebulaCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "How long a process caches a client key (default 30s)"),
+    RELAY_HEALTH_COMMANDS,
     {NULL}};

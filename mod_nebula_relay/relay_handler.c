@@ -1,11 +1,9 @@
-/* relay_handler.c: the content handler of the LLM relay.
- *
- * In this foundation release the relay can only pass requests through to one
- * configured origin (NebulaPassThrough): the client body is read (bounded),
- * forwarded with the client's end-to-end headers, and the response streamed
- * back with mod_proxy_http's read loop (non-blocking read; when the upstream
- * pauses, FLUSH to the client and block), so server-sent events reach the
- * client as the upstream sends them.
+/* relay_handler.c: the content handler of the LLM relay: API routes go to
+ * relay_dispatch(); NebulaPassThrough (a bring-up and diagnostics mode)
+ * relays every request verbatim to one origin: the client body is read
+ * (bounded), forwarded with the client's end-to-end headers, and the
+ * response streamed back with mod_proxy_http's read loop (non-blocking read;
+ * when the upstream pauses, FLUSH to the client and block).
  */
 #include <apr_strings.h>
 #include <http_protocol.h>
@@ -15,7 +13,7 @@
 #include "nebula_ap.h"
 
 /* Read the whole request body into r->pool, refusing more than @a max. */
-static int read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
+int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_off_t total = 0;
@@ -140,7 +138,7 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
     const char *path;
     int rc, status;
 
-    rc = read_body(r, dc->max_body == RELAY_UNSET ? RELAY_DEFAULT_MAX_BODY : dc->max_body,
+    rc = relay_read_body(r, dc->max_body == RELAY_UNSET ? RELAY_DEFAULT_MAX_BODY : dc->max_body,
                    &body, &len);
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return nebula_ap_error(r, rc, "invalid_request_error", "request_too_large", NULL,
@@ -150,25 +148,22 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
         return nebula_ap_error(r, rc, "invalid_request_error", NULL, NULL,
                                "Could not read the request body.");
     }
-    rc = relay_upstream_open(r, dc->passthrough,
-                             dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT
-                                                        : dc->timeout,
-                             &up);
-    if (rc != OK) {
-        return nebula_ap_error(r, HTTP_BAD_GATEWAY, "upstream_error", "upstream_unreachable",
-                               NULL, "The upstream could not be reached.");
-    }
     path = apr_pstrcat(r->pool, strchr(strstr(dc->passthrough, "://") + 3, '/') ?
                        strchr(strstr(dc->passthrough, "://") + 3, '/') : "",
                        r->uri, r->args ? "?" : "", r->args ? r->args : "", NULL);
-    rc = relay_upstream_send(up, r->method, path, forward_headers(r), body, len);
-    if (rc == OK) {
-        rc = relay_upstream_read_head(up, &status, &rh);
+    {
+        relay_exchange_t x = {dc->passthrough,
+                              dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT : dc->timeout,
+                              r->method, path, forward_headers(r), body, len};
+        rc = relay_upstream_exchange(r, &x, &up, &status, &rh);
+    }
+    if (rc == HTTP_GATEWAY_TIME_OUT) {
+        return nebula_ap_error(r, rc, "upstream_error", "upstream_timeout", NULL,
+                               "The upstream did not answer in time.");
     }
     if (rc != OK) {
-        relay_upstream_close(up, 1);
-        return nebula_ap_error(r, rc, "upstream_error", NULL, NULL,
-                               "The upstream did not answer properly.");
+        return nebula_ap_error(r, HTTP_BAD_GATEWAY, "upstream_error", "upstream_unreachable",
+                               NULL, "The upstream could not be reached.");
     }
     r->status = status;
     apr_table_do(copy_response_header, r, rh, NULL);
@@ -182,6 +177,8 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
 int relay_handler(request_rec *r)
 {
     const relay_dir_conf_t *dc;
+    const relay_route_t *route;
+    const char *arg;
 
     if (r->handler == NULL || strcmp(r->handler, RELAY_HANDLER)) {
         return DECLINED;
@@ -190,7 +187,10 @@ int relay_handler(request_rec *r)
     if (dc->passthrough != NULL) {
         return passthrough(r, dc);
     }
-    return nebula_ap_error(r, HTTP_SERVICE_UNAVAILABLE, "server_error",
-                           "no_upstream_configured", NULL,
-                           "No upstream is configured for %s.", r->uri);
+    if ((route = relay_route_match(r, &arg)) == NULL) {
+        return nebula_ap_error(r, HTTP_NOT_FOUND, "invalid_request_error",
+                               "unknown_url", NULL, "Unknown request URL: %s %s.",
+                               r->method, r->uri);
+    }
+    return relay_dispatch(r, route, arg);
 }

@@ -9,8 +9,10 @@
 #include <http_config.h>
 #include <http_log.h>
 #include <apr_buckets.h>
+#include <apr_hash.h>
 #include "nebula_crypto.h"
 #include "nebula_types.h"
+#include "nebula_json.h"
 
 extern module AP_MODULE_DECLARE_DATA nebula_relay_module;
 APLOG_USE_MODULE(nebula_relay);
@@ -25,7 +27,13 @@ typedef struct {
     apr_off_t max_body;            /**< NebulaMaxBodySize, bytes */
     apr_interval_time_t timeout;   /**< NebulaUpstreamTimeout */
     int admin;                     /**< NebulaAdmin On|Off */
+    int disconnect;                /**< NebulaStreamDisconnect drain|stop */
+    apr_interval_time_t drain_timeout; /**< NebulaDrainTimeout */
 } relay_dir_conf_t;
+
+#define RELAY_DISCONNECT_DRAIN 0
+#define RELAY_DISCONNECT_STOP  1
+#define RELAY_DEFAULT_DRAIN    apr_time_from_sec(30)
 
 #define RELAY_DEFAULT_MAX_BODY  (32 * 1024 * 1024)
 #define RELAY_DEFAULT_TIMEOUT   apr_time_from_sec(300)
@@ -98,6 +106,242 @@ apr_status_t relay_upstream_read_body(relay_upstream_t *up, apr_bucket_brigade *
                                       apr_read_type_e mode);
 /** Give the connection back to the pool (or close it when @a broken). */
 void relay_upstream_close(relay_upstream_t *up, int broken);
+
+/** One request to send upstream. */
+typedef struct {
+    const char *url;            /**< scheme://host[:port][/prefix...] */
+    apr_interval_time_t timeout;
+    const char *method;
+    const char *path;           /**< request-line target */
+    apr_table_t *headers;       /**< end-to-end headers only */
+    const char *body;
+    apr_size_t len;
+} relay_exchange_t;
+
+/**
+ * Open, send and read the response head as one step. A pooled connection
+ * that the upstream closed while idle (no answer on a reused connection) is
+ * retried once on a fresh one. On OK *@a pup holds the open exchange; on
+ * failure it is closed: HTTP_GATEWAY_TIME_OUT for a timeout, otherwise
+ * HTTP_BAD_GATEWAY or HTTP_SERVICE_UNAVAILABLE (nothing reached the upstream,
+ * or no valid answer came back).
+ */
+int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x,
+                            relay_upstream_t **pup, int *status, apr_table_t **headers);
+
+/* ---- relay_route.c: which API a request speaks ------------------------ */
+typedef enum {
+    RELAY_ROUTE_NONE = 0,
+    RELAY_ROUTE_CHAT,            /**< POST /v1/chat/completions */
+    RELAY_ROUTE_COMPLETIONS,     /**< POST /v1/completions */
+    RELAY_ROUTE_EMBEDDINGS,      /**< POST /v1/embeddings */
+    RELAY_ROUTE_MODERATIONS,     /**< POST /v1/moderations */
+    RELAY_ROUTE_MODELS,          /**< GET /v1/models */
+    RELAY_ROUTE_MODEL,           /**< GET /v1/models/{id} */
+    RELAY_ROUTE_BILLING_SUB,     /**< GET [/v1]/dashboard/billing/subscription */
+    RELAY_ROUTE_BILLING_USAGE    /**< GET [/v1]/dashboard/billing/usage */
+} relay_route_e;
+
+typedef struct {
+    relay_route_e route;
+    const char *method;          /**< the one method it answers */
+    nebula_proto_e proto;
+    const char *upstream_path;   /**< path on an OpenAI-compatible upstream */
+    int streams;                 /**< may stream (stream:true) */
+    const char *default_model;   /**< when the body names none (moderations) */
+} relay_route_t;
+
+/**
+ * The route for r->uri (matched on its end, so the relay can live under any
+ * location prefix); NULL for an unknown path. *@a arg receives the {id} of
+ * RELAY_ROUTE_MODEL.
+ */
+const relay_route_t *relay_route_match(request_rec *r, const char **arg);
+/** The chat completions route (channel tests use it). */
+const relay_route_t *relay_route_chat(void);
+
+/* ---- relay_auth.c: client keys ---------------------------------------- */
+typedef struct {
+    apr_int64_t id;
+    apr_int64_t user_id;
+    const char *name;
+    const char *username;
+    const char *role;            /**< the owner's: user | admin | root */
+    const char *group;           /**< the key's group, else the owner's */
+    apr_int64_t expires_at;      /**< ms; 0 never */
+    apr_int64_t remain_quota;
+    int unlimited;
+    apr_int64_t used_quota;
+    apr_array_header_t *models;  /**< allowed models (const char *); NULL any */
+    apr_array_header_t *ips;     /**< allowed apr_ipsubnet_t *; NULL any */
+    apr_off_t max_body;          /**< 0: the location's NebulaMaxBodySize */
+    apr_int64_t forced_channel;  /**< sk-KEY-CHANNELID (admins only); 0 none */
+} relay_key_t;
+
+/** Create the per-process key cache; child_init. */
+apr_status_t relay_auth_child_init(apr_pool_t *pchild, server_rec *s);
+/**
+ * Authenticate the client: find its key (any of Authorization: Bearer,
+ * x-api-key, x-goog-api-key, ?key=), check status, expiry, quota, owner and
+ * IP. On failure an OpenAI-shaped error has been sent and the return value
+ * is what the handler returns; on success OK and *@a key is set.
+ */
+int relay_auth_check(request_rec *r, relay_key_t **key);
+/** Whether @a key may use @a model (its allow-list). */
+int relay_auth_model_allowed(const relay_key_t *key, const char *model);
+
+/* ---- relay_channel.c: channels, abilities, selection ------------------- */
+/** One upstream key of a channel, decrypted when the snapshot was loaded. */
+typedef struct {
+    apr_int64_t id;
+    int index;                  /**< position in the channel's key list */
+    const char *secret;         /**< NULL when it could not be decrypted */
+    int enabled;
+    apr_int64_t cooldown_until; /**< ms */
+} relay_chkey_t;
+
+/** A channel as the relay uses it; read-only, owned by a snapshot. */
+typedef struct {
+    apr_int64_t id;
+    const char *name;
+    const char *kind;           /**< openai | azure | openai-compatible | anthropic | gemini */
+    const char *base_url;       /**< without a trailing '/' */
+    const char *status;         /**< enabled | disabled | auto_disabled */
+    const char *key_mode;       /**< round_robin | random */
+    const char *proxy;
+    const char *test_model;
+    apr_int64_t priority;
+    int weight;
+    int timeout_ms;             /**< 0: the location's NebulaUpstreamTimeout */
+    int auto_disable;
+    apr_hash_t *mapping;        /**< client model -> upstream model */
+    apr_table_t *headers;       /**< header overrides */
+    apr_array_header_t *models; /**< const char * */
+    apr_array_header_t *keys;   /**< relay_chkey_t */
+    volatile apr_uint32_t *rr;  /**< round-robin position */
+} relay_channel_t;
+
+typedef struct relay_snapshot_t relay_snapshot_t;
+
+/** A channel able to serve a (group, model), with the ability's priority
+ *  and weight. */
+typedef struct {
+    const relay_channel_t *ch;
+    apr_int64_t priority;
+    int weight;
+} relay_cand_t;
+
+apr_status_t relay_channel_child_init(apr_pool_t *pchild, server_rec *s);
+/**
+ * The current snapshot of channels and abilities, loaded again when the
+ * generation changed or it is older than NebulaCacheTTL. The reference is
+ * released with r->pool. NULL when the database cannot be read (logged).
+ */
+relay_snapshot_t *relay_channel_snapshot(request_rec *r);
+const relay_channel_t *relay_channel_by_id(const relay_snapshot_t *snap, apr_int64_t id);
+/**
+ * Pick a channel for (@a group, @a model): the highest priority tier that
+ * still has a candidate (attempt n starts n tiers down, new-api's rule),
+ * weighted random inside it, never one whose id is in @a tried, and only
+ * channels the health table lets through. NULL when none is left.
+ */
+const relay_channel_t *relay_channel_select(request_rec *r, const relay_snapshot_t *snap,
+                                            const char *group, const char *model,
+                                            int attempt, const apr_array_header_t *tried);
+/* relay_select.c */
+/** The selection rule of relay_channel_select() over @a all (relay_cand_t,
+ *  sorted by priority, highest first). */
+const relay_channel_t *relay_select_channel(request_rec *r, const apr_array_header_t *all,
+                                            int attempt, const apr_array_header_t *tried);
+/** The next usable upstream key of @a ch (round robin or random), skipping
+ *  those in @a tried (relay_chkey_t ids); NULL when none is usable. */
+const relay_chkey_t *relay_channel_key(request_rec *r, const relay_channel_t *ch,
+                                       const apr_array_header_t *tried);
+/** The upstream model for @a model on @a ch (chained mapping, cycle-safe). */
+const char *relay_channel_map_model(request_rec *r, const relay_channel_t *ch,
+                                    const char *model);
+/** The models @a group may use (sorted, unique), const char * in r->pool. */
+apr_array_header_t *relay_channel_models(request_rec *r, const relay_snapshot_t *snap,
+                                         const char *group);
+
+/* ---- one relayed request ----------------------------------------------- */
+/** Everything the relay knows about the request it is serving; r->pool. */
+typedef struct {
+    request_rec *r;
+    const relay_route_t *route;
+    relay_key_t *key;
+    nebula_req_t req;            /**< what governance and billing see */
+    const char *group;           /**< routing group (key's, or rerouted) */
+    json_t *body;                /**< the client's JSON body */
+    int client_usage;            /**< stream_options.include_usage asked */
+    relay_snapshot_t *snap;
+    const relay_channel_t *channel; /**< the channel of the last attempt */
+    const relay_chkey_t *chkey;
+    int attempts;
+    nebula_usage_t usage;
+    int status;                  /**< what the client got */
+    const char *end_reason;      /**< complete, client_gone, upstream_error ... */
+    const char *error;           /**< for the request log */
+    apr_time_t start;
+    apr_time_t first_byte;       /**< when the client got its first byte; 0 none */
+    int headers_sent;
+    struct apr_bucket_brigade *out;
+    char *text;                  /**< completion text delivered (for counting) */
+    apr_size_t text_len, text_cap;
+} relay_ctx_t;
+
+/* relay_handler.c */
+/** Read the request body into r->pool; HTTP_REQUEST_ENTITY_TOO_LARGE over @a max. */
+int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len);
+
+/* relay_attempt.c */
+/** Reserve, try channels until one answers, relay, settle. */
+int relay_attempts_run(relay_ctx_t *ctx);
+
+/* relay_info.c */
+/** The routes answered from the gateway's own data: models, billing. */
+int relay_info_route(relay_ctx_t *ctx, const char *arg);
+
+/* relay_dispatch.c */
+/** Serve an API route: auth, body, govern, select, attempts, respond, log. */
+int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg);
+
+/* relay_openai.c: the OpenAI protocol on both sides. */
+/** The upstream URL, headers and body of one attempt on @a ch. */
+typedef struct {
+    const char *url;
+    const char *path;
+    apr_table_t *headers;
+    const char *body;
+    apr_size_t len;
+} relay_outbound_t;
+int relay_openai_outbound(relay_ctx_t *ctx, const relay_channel_t *ch,
+                          const relay_chkey_t *key, const char *upstream_model,
+                          relay_outbound_t *out);
+/** Relay a complete (non-streamed) 2xx answer and read its usage. */
+int relay_openai_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
+                         apr_table_t *headers);
+/**
+ * Read an upstream error body (bounded) and build what the client would get:
+ * an OpenAI-shaped error JSON with secrets masked. Sets *@a definitive when
+ * the error says the upstream key is invalid or out of quota.
+ */
+const char *relay_openai_error_body(relay_ctx_t *ctx, relay_upstream_t *up, int status,
+                                    int *definitive);
+/** Add @a s (delivered completion text) to the context's counting buffer. */
+void relay_ctx_text(relay_ctx_t *ctx, const char *s, apr_size_t len);
+/** Fill ctx->usage from the gateway's own count (flagged as estimated). */
+void relay_usage_estimate(relay_ctx_t *ctx);
+/** The usage object of an OpenAI response into ctx->usage; 0 if absent. */
+int relay_openai_usage(relay_ctx_t *ctx, json_t *usage);
+
+/* relay_stream.c */
+/** Relay a 2xx event stream event by event (see the file comment). */
+int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *headers);
+
+/* relay_log.c */
+/** One request-log row, env vars for mod_log_config; at the end of a request. */
+void relay_log_request(relay_ctx_t *ctx);
 
 /* relay_handler.c */
 int relay_handler(request_rec *r);

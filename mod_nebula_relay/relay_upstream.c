@@ -26,9 +26,13 @@ struct relay_upstream_t {
     request_rec *rp;           /* the fake request the response is read through */
     apr_bucket_brigade *tmp;   /* backend-allocated buckets, before transform */
     int body_ready;
+    int reused;                /* a pooled connection that served before */
 };
 
-/* Per-child cache of workers, keyed by "origin|timeout". */
+/* Per-child cache of workers, keyed by "vhost|origin|timeout": a pooled TLS
+ * connection keeps the SSLProxy* policy (trusted CAs, peer-name check,
+ * client certificate) of the vhost that opened it, so vhosts never share
+ * one. Per-channel TLS or proxy settings must join this key too. */
 static apr_pool_t *workers_pool;
 static apr_hash_t *workers;
 #if APR_HAS_THREADS
@@ -77,7 +81,8 @@ static proxy_worker *worker_create(request_rec *r, const char *origin,
 static proxy_worker *worker_get(request_rec *r, const char *origin,
                                 apr_interval_time_t timeout)
 {
-    const char *key = apr_psprintf(r->pool, "%s|%" APR_TIME_T_FMT, origin, timeout);
+    const char *key = apr_psprintf(r->pool, "%pp|%s|%" APR_TIME_T_FMT, (void *)r->server,
+                                   origin, timeout);
     proxy_worker *w;
 
 #if APR_HAS_THREADS
@@ -151,6 +156,8 @@ int relay_upstream_open(request_rec *r, const char *url, apr_interval_time_t tim
         return rc;
     }
     up->backend->is_ssl = !strcmp(uri.scheme, "https");
+    /* a pooled connection keeps its conn_rec between requests */
+    up->reused = up->backend->connection != NULL;
     rc = ap_proxy_determine_connection(r->pool, r, pconf, up->worker, up->backend, &uri,
                                        &target, NULL, 0, portstr, sizeof(portstr));
     if (rc == OK && ap_proxy_connect_backend(RELAY_PROXY_FN, up->backend, up->worker,
@@ -319,4 +326,30 @@ void relay_upstream_close(relay_upstream_t *up, int broken)
     }
     ap_proxy_release_connection(RELAY_PROXY_FN, up->backend, up->r->server);
     up->backend = NULL;
+}
+
+int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x, relay_upstream_t **pup,
+                            int *status, apr_table_t **headers)
+{
+    int attempt, rc = HTTP_BAD_GATEWAY, reused;
+    relay_upstream_t *up;
+
+    /* a pooled connection the upstream closed while it was idle shows as no
+     * answer at all: try once more on a fresh one (as mod_proxy_http does) */
+    for (attempt = 0; attempt < 2; ++attempt) {
+        if ((rc = relay_upstream_open(r, x->url, x->timeout, &up)) != OK) {
+            return rc;
+        }
+        reused = up->reused;
+        rc = relay_upstream_send(up, x->method, x->path, x->headers, x->body, x->len);
+        if (rc == OK && (rc = relay_upstream_read_head(up, status, headers)) == OK) {
+            *pup = up;
+            return OK;
+        }
+        relay_upstream_close(up, 1);
+        if (!reused || rc == HTTP_GATEWAY_TIME_OUT) {
+            break;
+        }
+    }
+    return rc;
 }

@@ -28,8 +28,20 @@ sub http_get {
 my ($rc, $out) = run_cmd("$top/nebula", 'up');
 is($rc, 0, './nebula up succeeds') or diag $out;
 like($out, qr/gateway\s+http:\/\/127\.0\.0\.1:$gw\/v1/, 'it prints where the gateway is');
-like(http_get($gw, '/v1/models'), qr{^HTTP/1\.1 503 .*"code":"no_upstream_configured"}s,
-     'the gateway answers (OpenAI-shaped: nothing configured yet)');
+like(http_get($gw, '/v1/models'), qr{^HTTP/1\.1 401 .*"code":"invalid_api_key"}s,
+     'the gateway answers (OpenAI-shaped: no key)');
+my ($key) = $out =~ /demo key (sk-\w{48})/;
+ok($key, 'it prints a demo key');
+my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$gw", Timeout => 5);
+print $s "GET /v1/models HTTP/1.0\r\nAuthorization: Bearer $key\r\n\r\n";
+like(do { local $/; <$s> }, qr{^HTTP/1\.1 200 .*"object":"list"}s, 'the demo key works');
+my ($pw) = $out =~ m{login\s+admin / (\S+)};
+ok($pw && length($pw) >= 12, 'it prints the admin login');
+$s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$admin", Timeout => 5);
+my $login = qq({"username":"admin","password":"$pw"});
+print $s "POST /api/auth/login HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: "
+    . length($login) . "\r\n\r\n$login";
+like(do { local $/; <$s> }, qr{^HTTP/1\.1 200 }, 'the admin login works on the admin API');
 like(http_get($admin, '/'), qr{^HTTP/1\.1 200 .*NebulaGate admin}s, 'the admin vhost answers');
 ok(-s "$var/nebula.db", 'the SQLite database exists');
 my @st = stat("$var/secrets");

@@ -35,6 +35,8 @@ sub syntax_ok {
     print $fh $conf;
     close $fh;
     local $ENV{NEBULA_DB_PATH} = "$tmp/nebula.db";
+    local $ENV{CRYPTO_SECRET} = 'load-test-crypto-secret-0123456789';
+    local $ENV{SESSION_SECRET} = 'load-test-session-secret-0123456789';
     my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
     ok($rc == 0 && $out =~ /Syntax OK/, "$name: httpd -t") or diag $out;
 }

@@ -12,7 +12,8 @@
  * ROUTES (anything else: 404, wrong method: 405, both in the protocol's
  * error shape)
  *   OpenAI     POST /v1/chat/completions, POST /v1/completions,
- *              POST /v1/embeddings, GET /v1/models, GET /v1/models/{id},
+ *              POST /v1/embeddings, POST /v1/moderations, GET /v1/models,
+ *              GET /v1/models/{id},
  *              POST /v1/responses
  *   Anthropic  POST /v1/messages (and GET /v1/models with anthropic-version)
  *   Gemini     POST /v1beta/models/{model}:generateContent
@@ -177,6 +178,7 @@ typedef enum {
     MOCK_R_CHAT,
     MOCK_R_COMPLETIONS,
     MOCK_R_EMBEDDINGS,
+    MOCK_R_MODERATIONS,
     MOCK_R_MODELS,
     MOCK_R_MODEL,
     MOCK_R_RESPONSES,
@@ -186,7 +188,7 @@ typedef enum {
 
 static const char *const mock_route_names[] = {
     "none",           "openai.chat",  "openai.completions", "openai.embeddings",
-    "openai.models",  "openai.model", "openai.responses",   "anthropic.messages",
+    "openai.moderations", "openai.models",  "openai.model", "openai.responses",   "anthropic.messages",
     "gemini.generate"};
 
 /* An error answer; NULL fields take the defaults of mock_status_row(). */
@@ -626,6 +628,7 @@ static void mock_text_scan(mock_req_t *m, mock_ctl_t *marker)
         mock_text_add_prompt(&acc, json_object_get(req, "prompt"));
         break;
     case MOCK_R_EMBEDDINGS:
+    case MOCK_R_MODERATIONS:
         mock_text_add_prompt(&acc, json_object_get(req, "input"));
         break;
     case MOCK_R_RESPONSES:
@@ -1322,6 +1325,41 @@ static int mock_embeddings(mock_req_t *m)
     return mock_send_json(m, HTTP_OK, o);
 }
 
+/* OpenAI moderations: one result per input; an input is flagged (violence)
+ * when its text contains "kill", so tests can predict it. Categories as in
+ * OpenAI's Moderation object. */
+static int mock_moderations(mock_req_t *m)
+{
+    static const char *const cats[] = {
+        "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+        "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions",
+        "sexual", "sexual/minors", "violence", "violence/graphic", NULL};
+    apr_array_header_t *inputs = mock_embedding_inputs(m);
+    json_t *results = json_array();
+    int i, c;
+
+    for (i = 0; i < inputs->nelts; i++) {
+        json_t *in = APR_ARRAY_IDX(inputs, i, json_t *);
+        int flagged = json_is_string(in) && strstr(json_string_value(in), "kill") != NULL;
+        json_t *cat = json_object(), *score = json_object(), *types = json_object();
+
+        for (c = 0; cats[c]; c++) {
+            int hit = flagged && !strcmp(cats[c], "violence");
+            json_object_set_new(cat, cats[c], json_boolean(hit));
+            json_object_set_new(score, cats[c], json_real(hit ? 0.97 : 0.0001));
+            json_object_set_new(types, cats[c], json_pack("[s]", "text"));
+        }
+        json_array_append_new(results,
+                              json_pack("{s:b, s:o, s:o, s:o}", "flagged", flagged,
+                                        "categories", cat, "category_scores", score,
+                                        "category_applied_input_types", types));
+    }
+    return mock_send_json(m, HTTP_OK,
+                          json_pack("{s:s, s:s, s:o}", "id",
+                                    apr_psprintf(m->r->pool, "modr-%d", (int)getpid()),
+                                    "model", m->model, "results", results));
+}
+
 static json_t *mock_model_obj(const mock_req_t *m, const char *id)
 {
     if (m->proto == MOCK_P_ANTHROPIC) {
@@ -1779,6 +1817,7 @@ static void mock_route_resolve(mock_req_t *m)
         {"/v1/chat/completions", MOCK_R_CHAT, MOCK_P_OPENAI, "POST"},
         {"/v1/completions", MOCK_R_COMPLETIONS, MOCK_P_OPENAI, "POST"},
         {"/v1/embeddings", MOCK_R_EMBEDDINGS, MOCK_P_OPENAI, "POST"},
+        {"/v1/moderations", MOCK_R_MODERATIONS, MOCK_P_OPENAI, "POST"},
         {"/v1/models", MOCK_R_MODELS, MOCK_P_OPENAI, "GET"},
         {"/v1/responses", MOCK_R_RESPONSES, MOCK_P_OPENAI, "POST"},
         {"/v1/messages", MOCK_R_MESSAGES, MOCK_P_ANTHROPIC, "POST"},
@@ -1970,7 +2009,8 @@ static void mock_plan_output(mock_req_t *m)
         m->n = (int)json_integer_value(max);
         m->truncated = 1;
     }
-    if (m->route == MOCK_R_EMBEDDINGS || m->route == MOCK_R_MODELS ||
+    if (m->route == MOCK_R_EMBEDDINGS || m->route == MOCK_R_MODERATIONS ||
+        m->route == MOCK_R_MODELS ||
         m->route == MOCK_R_MODEL) {
         m->n = 0;
     }
@@ -2299,6 +2339,8 @@ static int mock_reply(mock_req_t *m)
         return m->stream ? mock_completion_stream(m) : mock_completion_full(m);
     case MOCK_R_EMBEDDINGS:
         return mock_embeddings(m);
+    case MOCK_R_MODERATIONS:
+        return mock_moderations(m);
     case MOCK_R_MODELS:
         return mock_models(m);
     case MOCK_R_MODEL:

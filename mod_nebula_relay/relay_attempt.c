@@ -1,0 +1,267 @@
+/* relay_attempt.c: the attempts of one request: channel and key choice,
+ * the upstream exchange, retry decisions, health reports, auto-disable, and
+ * billing's reserve/settle around them. */
+#include <apr_strings.h>
+#include <apr_optional.h>
+#include <http_protocol.h>
+#include "relay_private.h"
+#include "relay_health.h"
+#include "nebula_ap.h"
+#include "nebula_ap_db.h"
+#include "nebula_billing.h"
+
+typedef struct {
+    int status;          /* what the client gets if no attempt succeeds */
+    const char *body;    /* its JSON error body, or NULL to build one */
+    const char *code;
+    const char *message;
+} last_error_t;
+
+static apr_interval_time_t attempt_timeout(relay_ctx_t *ctx, const relay_channel_t *ch)
+{
+    const relay_dir_conf_t *dc = relay_config_dir(ctx->r);
+
+    if (ch->timeout_ms > 0) {
+        return apr_time_from_msec(ch->timeout_ms);
+    }
+    return dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT : dc->timeout;
+}
+
+static void push_id(apr_array_header_t *a, apr_int64_t id)
+{
+    APR_ARRAY_PUSH(a, apr_int64_t) = id;
+}
+
+/* A definitive error crossed NebulaAutoDisable's threshold: take the key (in a
+ * multi-key channel) or the channel out of service until it is re-enabled. */
+static void auto_disable(relay_ctx_t *ctx, const relay_channel_t *ch,
+                         const relay_chkey_t *key, const char *why)
+{
+    request_rec *r = ctx->r;
+    nebula_ap_db_t *db = nebula_ap_db_open(r->pool, r->server);
+    const char *err = NULL, *now = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                                apr_time_as_msec(apr_time_now()));
+    const char *args[3];
+    int multi = ch->keys->nelts > 1;
+
+    if (db == NULL) {
+        return;
+    }
+    args[0] = why ? why : "definitive upstream errors";
+    args[1] = now;
+    args[2] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, multi ? key->id : ch->id);
+    if (multi ? nebula_ap_db_exec(db, "relay_key_autodisable",
+                                  "UPDATE channel_keys SET status = 'auto_disabled', "
+                                  "last_error = %s, disabled_at = %lld WHERE id = %lld",
+                                  3, args, NULL, &err)
+              : (nebula_ap_db_exec(db, "relay_channel_autodisable",
+                                   "UPDATE channels SET status = 'auto_disabled', "
+                                   "status_reason = %s, status_changed_at = %lld "
+                                   "WHERE id = %lld",
+                                   3, args, NULL, &err)
+                 || nebula_ap_db_exec(db, "relay_abilities_disable",
+                                      "UPDATE abilities SET enabled = 0 "
+                                      "WHERE channel_id = %lld",
+                                      1, args + 2, NULL, &err))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "NEB01050: auto-disable failed: %s", err);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "NEB01051: auto-disabled %s %" APR_INT64_T_FMT " of channel %"
+                      APR_INT64_T_FMT " (%s): %s", multi ? "key" : "channel",
+                      multi ? key->id : ch->id, ch->id, ch->name, args[0]);
+        relay_gen_bump();
+    }
+    nebula_ap_db_close(db);
+}
+
+static void report_failure(relay_ctx_t *ctx, const relay_channel_t *ch,
+                           const relay_chkey_t *key, int definitive, const char *why)
+{
+    apr_time_t now = apr_time_now();
+    int verdict = relay_health_failure(ch->id, key->index, definitive, now);
+
+    relay_health_failure(ch->id, RELAY_HEALTH_CHANNEL, definitive, now);
+    if (definitive && verdict == RELAY_HEALTH_DISABLE && ch->auto_disable) {
+        auto_disable(ctx, ch, key, why);
+    }
+}
+
+/* 429 and 5xx heal by retrying elsewhere; so do errors of a key that other
+ * keys of the same channel may not have. */
+static int retriable_status(int status)
+{
+    return status == HTTP_TOO_MANY_REQUESTS || status == HTTP_REQUEST_TIME_OUT
+           || status >= 500;
+}
+
+/* One exchange; OK when the answer was relayed (the request is done). */
+static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t *key,
+                   last_error_t *last, int *retry_same_channel)
+{
+    request_rec *r = ctx->r;
+    relay_outbound_t out;
+    relay_upstream_t *up = NULL;
+    apr_table_t *headers = NULL;
+    apr_time_t t0 = apr_time_now();
+    int rc, status = 0, definitive = 0;
+
+    ctx->req.upstream_model = relay_channel_map_model(r, ch, ctx->req.model);
+    relay_openai_outbound(ctx, ch, key, ctx->req.upstream_model, &out);
+    {
+        relay_exchange_t x = {out.url, attempt_timeout(ctx, ch), "POST", out.path,
+                              out.headers, out.body, out.len};
+        rc = relay_upstream_exchange(r, &x, &up, &status, &headers);
+    }
+    if (rc != OK) {
+        last->status = rc == HTTP_GATEWAY_TIME_OUT ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
+        last->body = NULL;
+        last->code = rc == HTTP_GATEWAY_TIME_OUT ? "upstream_timeout" : "upstream_unreachable";
+        last->message = rc == HTTP_GATEWAY_TIME_OUT ? "The upstream did not answer in time."
+                                                    : "The upstream could not be reached.";
+        ctx->error = last->message;
+        report_failure(ctx, ch, key, 0, last->message);
+        return HTTP_BAD_GATEWAY;
+    }
+    if (status < 300) {
+        relay_health_success(ch->id, key->index, apr_time_now() - t0, apr_time_now());
+        relay_health_success(ch->id, RELAY_HEALTH_CHANNEL, apr_time_now() - t0,
+                             apr_time_now());
+        return ctx->req.stream ? relay_stream_respond(ctx, up, headers)
+                               : relay_openai_respond(ctx, up, status, headers);
+    }
+    last->body = relay_openai_error_body(ctx, up, status, &definitive);
+    last->status = status;
+    report_failure(ctx, ch, key, definitive, ctx->error);
+    *retry_same_channel = ch->keys->nelts > 1
+                          && (definitive || status == HTTP_TOO_MANY_REQUESTS);
+    return retriable_status(status) || *retry_same_channel ? HTTP_BAD_GATEWAY : status;
+}
+
+static int send_last_error(relay_ctx_t *ctx, const last_error_t *last)
+{
+    request_rec *r = ctx->r;
+
+    ctx->end_reason = "upstream_error";
+    ctx->status = last->status;
+    if (last->body) {
+        r->status = last->status;
+        ap_set_content_type(r, "application/json");
+        ap_rvputs(r, last->body, "\n", NULL);
+        return OK;
+    }
+    return nebula_ap_error(r, last->status, "upstream_error", last->code, NULL, "%s",
+                           last->message);
+}
+
+/* Nothing to try: an unknown model, or every channel failed or is open. */
+static int no_channel(relay_ctx_t *ctx)
+{
+    apr_array_header_t *models = relay_channel_models(ctx->r, ctx->snap, ctx->group);
+    int i;
+
+    ctx->end_reason = "no_channel";
+    for (i = 0; i < models->nelts; ++i) {
+        if (!strcmp(APR_ARRAY_IDX(models, i, const char *), ctx->req.model)) {
+            ctx->error = "no available channel";
+            return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                                   "no_available_channel", NULL,
+                                   "No channel can serve the model '%s' right now.",
+                                   ctx->req.model);
+        }
+    }
+    ctx->error = "unknown model";
+    return nebula_ap_error(ctx->r, HTTP_NOT_FOUND, "invalid_request_error",
+                           "model_not_found", "model",
+                           "The model '%s' does not exist or you do not have access to it.",
+                           ctx->req.model);
+}
+
+static const relay_channel_t *next_channel(relay_ctx_t *ctx, int n,
+                                           const apr_array_header_t *tried)
+{
+    if (ctx->key->forced_channel) {
+        const relay_channel_t *ch = relay_channel_by_id(ctx->snap, ctx->key->forced_channel);
+        return n == 0 ? ch : NULL;
+    }
+    return relay_channel_select(ctx->r, ctx->snap, ctx->group, ctx->req.model, n, tried);
+}
+
+static int attempts_loop(relay_ctx_t *ctx)
+{
+    int retries = ctx->key->forced_channel ? 0 : relay_config_srv(ctx->r->server)->retries;
+    apr_array_header_t *tried = apr_array_make(ctx->r->pool, 4, sizeof(apr_int64_t));
+    apr_array_header_t *tried_keys = apr_array_make(ctx->r->pool, 4, sizeof(apr_int64_t));
+    last_error_t last = {0};
+    const relay_channel_t *ch = NULL;
+    int n, rc = OK, same = 0;
+
+    for (n = 0; n <= retries; ++n) {
+        const relay_chkey_t *key = NULL;
+
+        if (!same || (key = relay_channel_key(ctx->r, ch, tried_keys)) == NULL) {
+            if ((ch = next_channel(ctx, n, tried)) == NULL) {
+                break;
+            }
+            key = relay_channel_key(ctx->r, ch, tried_keys);
+        }
+        if (key == NULL) { /* no usable key: the channel cannot serve */
+            push_id(tried, ch->id);
+            same = 0;
+            continue;
+        }
+        ctx->channel = ch;
+        ctx->chkey = key;
+        ctx->attempts++;
+        same = 0;
+        rc = attempt(ctx, ch, key, &last, &same);
+        if (rc == OK || rc != HTTP_BAD_GATEWAY) {
+            break; /* relayed, or an error retrying cannot mend */
+        }
+        push_id(tried_keys, key->id);
+        if (!same) {
+            push_id(tried, ch->id);
+        }
+    }
+    if (ctx->attempts == 0) {
+        return no_channel(ctx);
+    }
+    return rc == OK ? OK : send_last_error(ctx, &last);
+}
+
+int relay_attempts_run(relay_ctx_t *ctx)
+{
+    APR_OPTIONAL_FN_TYPE(nebula_billing_reserve) *reserve =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_reserve);
+    APR_OPTIONAL_FN_TYPE(nebula_billing_settle) *settle =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_settle);
+    APR_OPTIONAL_FN_TYPE(nebula_billing_release) *release =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_release);
+    nebula_reservation_t *res = NULL;
+    int rc;
+
+    if ((ctx->snap = relay_channel_snapshot(ctx->r)) == NULL) {
+        ctx->end_reason = "no_channel";
+        return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                               "database_unavailable", NULL,
+                               "The gateway cannot read its channels right now.");
+    }
+    if (reserve && (rc = reserve(ctx->r, &ctx->req, &res)) != NEBULA_BILLING_OK) {
+        ctx->end_reason = "insufficient_quota";
+        return rc == NEBULA_BILLING_INSUFFICIENT
+                   ? nebula_ap_error(ctx->r, HTTP_TOO_MANY_REQUESTS, "insufficient_quota",
+                                     "insufficient_quota", NULL,
+                                     "You exceeded your current quota.")
+                   : nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                                     "billing_unavailable", NULL,
+                                     "Billing is unavailable right now.");
+    }
+    rc = attempts_loop(ctx);
+    if (res && ctx->first_byte && settle) {
+        settle(ctx->r, res, &ctx->usage);
+    }
+    else if (res && release) {
+        release(ctx->r, res);
+    }
+    return rc;
+}

@@ -1,0 +1,179 @@
+/* relay_dispatch.c: one API request from authentication to the request log.
+ *
+ *   auth -> body (bounded, JSON) -> governance hook -> billing reserve ->
+ *   attempts: select channel and key, build the upstream request, send;
+ *             a retriable failure before the first byte reaches the client
+ *             (connect error, timeout, 429, 5xx) moves on to another channel,
+ *             up to NebulaRetries times; never once streaming has begun ->
+ *   respond (complete or streamed) -> billing settle -> request log.
+ */
+#include <apr_strings.h>
+#include <apr_optional.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include "relay_private.h"
+#include "relay_health.h"
+#include "nebula_ap.h"
+#include "nebula_ap_db.h"
+#include "nebula_billing.h"
+#include "nebula_gov.h"
+#include "nebula_id.h"
+
+static relay_ctx_t *ctx_create(request_rec *r, const relay_route_t *route)
+{
+    relay_ctx_t *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+
+    ctx->r = r;
+    ctx->route = route;
+    ctx->start = r->request_time;
+    ctx->req.request_id = nebula_id_uuid7(r->pool);
+    ctx->req.proto = route->proto;
+    ctx->req.client_ip = r->useragent_ip;
+    ctx->req.received = r->request_time;
+    ctx->req.max_output_tokens = -1;
+    ctx->end_reason = "refused";
+    apr_table_setn(r->err_headers_out, "X-Request-Id", ctx->req.request_id);
+    apr_table_setn(r->subprocess_env, "NEBULA_REQUEST_ID", ctx->req.request_id);
+    return ctx;
+}
+
+/* Read the body (bounded) and parse it as a JSON object. */
+static int read_json(relay_ctx_t *ctx)
+{
+    request_rec *r = ctx->r;
+    const relay_dir_conf_t *dc = relay_config_dir(r);
+    const char *ct = apr_table_get(r->headers_in, "Content-Type"), *err = NULL;
+    apr_off_t max = ctx->key->max_body > 0 ? ctx->key->max_body
+                    : dc->max_body == RELAY_UNSET ? RELAY_DEFAULT_MAX_BODY
+                                                  : dc->max_body;
+    char *body;
+    apr_size_t len;
+    int rc;
+
+    if (ct == NULL || ap_cstr_casecmpn(ct, "application/json", 16)) {
+        return nebula_ap_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "invalid_request_error",
+                               "unsupported_content_type", NULL,
+                               "Send the request body as application/json.");
+    }
+    if ((rc = relay_read_body(r, max, &body, &len)) != OK) {
+        return rc == HTTP_REQUEST_ENTITY_TOO_LARGE
+                   ? nebula_ap_error(r, rc, "invalid_request_error", "request_too_large",
+                                     NULL, "The request body is larger than %" APR_OFF_T_FMT
+                                     " bytes.", max)
+                   : nebula_ap_error(r, rc, "invalid_request_error", NULL, NULL,
+                                     "Could not read the request body.");
+    }
+    ctx->body = nebula_json_parse(r->pool, body, len, NEBULA_JSON_CONTAINER_ONLY, &err);
+    if (ctx->body == NULL || !json_is_object(ctx->body)) {
+        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_json",
+                               NULL, "The request body is not a JSON object%s%s.",
+                               err ? ": " : "", err ? err : "");
+    }
+    ctx->req.prompt_tokens_estimate = (apr_int64_t)((len + 3) / 4);
+    return OK;
+}
+
+/* model, stream and usage options of the body. */
+static int read_params(relay_ctx_t *ctx)
+{
+    request_rec *r = ctx->r;
+    json_t *model = json_object_get(ctx->body, "model"), *stream;
+
+    if (model == NULL && ctx->route->default_model) {
+        model = json_string(ctx->route->default_model);
+        json_object_set_new(ctx->body, "model", model);
+    }
+    if (!json_is_string(model) || json_string_length(model) == 0) {
+        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error",
+                               model ? "invalid_type" : "missing_required_parameter",
+                               "model", "You must provide a model parameter (a string).");
+    }
+    ctx->req.model = apr_pstrdup(r->pool, json_string_value(model));
+    stream = json_object_get(ctx->body, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_type",
+                               "stream", "'stream' must be a boolean.");
+    }
+    ctx->req.stream = ctx->route->streams && json_is_true(stream);
+    ctx->client_usage =
+        ctx->req.stream && nebula_json_getb(ctx->body, 0, "stream_options", "include_usage",
+                                            NULL);
+    ctx->req.max_output_tokens =
+        nebula_json_geti(ctx->body, -1, "max_completion_tokens", NULL) >= 0
+            ? nebula_json_geti(ctx->body, -1, "max_completion_tokens", NULL)
+            : nebula_json_geti(ctx->body, -1, "max_tokens", NULL);
+    apr_table_setn(r->subprocess_env, "NEBULA_MODEL", ctx->req.model);
+    if (!relay_auth_model_allowed(ctx->key, ctx->req.model)) {
+        return nebula_ap_error(r, HTTP_FORBIDDEN, "permission_error", "model_not_allowed",
+                               "model", "This API key may not use the model '%s'.",
+                               ctx->req.model);
+    }
+    return OK;
+}
+
+/* Governance: every hook may block, downgrade the model or reroute. */
+static int govern(relay_ctx_t *ctx)
+{
+    nebula_decision_t d = {0};
+
+    ap_run_nebula_gov_check(ctx->r, &ctx->req, &d);
+    switch (d.action) {
+    case NEBULA_DECIDE_BLOCK:
+        ctx->end_reason = "blocked";
+        ctx->error = d.policy;
+        return nebula_ap_error(ctx->r, d.http_status ? d.http_status : HTTP_FORBIDDEN,
+                               d.error_type ? d.error_type : "policy_violation",
+                               "blocked_by_policy", NULL, "%s",
+                               d.message ? d.message : "The request was blocked by policy.");
+    case NEBULA_DECIDE_DOWNGRADE:
+        if (d.model) {
+            ctx->req.model = d.model;
+            json_object_set_new(ctx->body, "model", json_string(d.model));
+        }
+        break;
+    case NEBULA_DECIDE_REROUTE:
+        if (d.group) {
+            ctx->group = d.group;
+        }
+        break;
+    default:
+        break;
+    }
+    return OK;
+}
+
+int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg)
+{
+    relay_ctx_t *ctx = ctx_create(r, route);
+    int rc;
+
+    if (strcmp(r->method, route->method)) {
+        apr_table_setn(r->err_headers_out, "Allow", route->method);
+        return nebula_ap_error(r, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
+                               "method_not_allowed", NULL, "Use %s for %s.", route->method,
+                               r->uri);
+    }
+    if ((rc = relay_auth_check(r, &ctx->key)) != OK) {
+        return rc;
+    }
+    r->user = apr_pstrdup(r->pool, ctx->key->username);
+    ctx->group = ctx->key->group;
+    ctx->req.key_id = ctx->key->id;
+    ctx->req.user_id = ctx->key->user_id;
+    ctx->req.group = ctx->group;
+    apr_table_setn(r->subprocess_env, "NEBULA_KEY_ID",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, ctx->key->id));
+    apr_table_setn(r->subprocess_env, "NEBULA_USER", r->user);
+    if (route->upstream_path == NULL) {
+        return relay_info_route(ctx, arg);
+    }
+    if ((rc = read_json(ctx)) == OK && (rc = read_params(ctx)) == OK
+        && (rc = govern(ctx)) == OK) {
+        rc = relay_attempts_run(ctx);
+    }
+    if (ctx->status == 0) {
+        ctx->status = r->status;
+    }
+    relay_log_request(ctx);
+    return rc;
+}
