@@ -65,6 +65,7 @@ int main(void)
     srunner_add_suite(sr, unit_dsn_suite());
     srunner_add_suite(sr, unit_migrate_split_suite());
     srunner_add_suite(sr, unit_breaker_suite());
+    srunner_add_suite(sr, unit_tokens_suite());
     srunner_set_tap(sr, "-");
     srunner_run_all(sr, CK_SILENT);
     failed = srunner_ntests_failed(sr);

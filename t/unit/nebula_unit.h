@@ -23,5 +23,6 @@ Suite *unit_id_suite(void);
 Suite *unit_dsn_suite(void);
 Suite *unit_migrate_split_suite(void);
 Suite *unit_breaker_suite(void);
+Suite *unit_tokens_suite(void);
 
 #endif /* NEBULA_UNIT_H */
