@@ -43,6 +43,10 @@ static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     relay_gen_post_config(pconf, s);
+    if ((err = relay_tokens_post_config(pconf, s, relay_config_srv(s)->tokenizer_dir))) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "NEB01081: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (relay_health_post_config(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR; /* NEB01301-NEB01303 said why */
     }
@@ -89,6 +93,7 @@ static void relay_register_hooks(apr_pool_t *p)
     ap_hook_fixups(relay_fixups, NULL, NULL, APR_HOOK_LAST);
     ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(relay_admin_handler, NULL, NULL, APR_HOOK_MIDDLE); /* NebulaAdmin */
+    relay_status_register();
 }
 
 module AP_MODULE_DECLARE_DATA nebula_relay_module = {

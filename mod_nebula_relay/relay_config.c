@@ -131,6 +131,7 @@ void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
     c->session_ttl = RELAY_UNSET;
     c->retries = RELAY_UNSET;
     c->cache_ttl = RELAY_UNSET;
+    c->adaptive = RELAY_UNSET;
     return c;
 }
 
@@ -145,6 +146,8 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->session_ttl = GET(add, base, session_ttl);
     c->retries = GET(add, base, retries);
     c->cache_ttl = GET(add, base, cache_ttl);
+    c->adaptive = GET(add, base, adaptive);
+    c->tokenizer_dir = add->tokenizer_dir ? add->tokenizer_dir : base->tokenizer_dir;
     return c;
 }
 
@@ -213,6 +216,23 @@ static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
     return set_duration(cmd, &relay_config_srv(cmd->server)->cache_ttl, arg);
 }
 
+static const char *set_tokenizer_dir(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    relay_config_srv(cmd->server)->tokenizer_dir = ap_server_root_relative(cmd->pool, arg);
+    return NULL;
+}
+
+static const char *set_adaptive(cmd_parms *cmd, void *dc, int on)
+{
+    relay_config_srv(cmd->server)->adaptive = on;
+    return NULL;
+}
+
 static const char *set_retries(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
@@ -258,5 +278,10 @@ const command_rec relay_config_cmds[] = {
                   "Attempts on other channels after a retriable failure (default 2)"),
     AP_INIT_TAKE1("NebulaCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "How long a process caches a client key (default 30s)"),
+    AP_INIT_FLAG("NebulaAdaptiveRouting", set_adaptive, NULL, RSRC_CONF,
+                 "On to scale channel weights by observed success rate and latency"),
+    AP_INIT_TAKE1("NebulaTokenizerDir", set_tokenizer_dir, NULL, RSRC_CONF,
+                  "Folder with o200k_base.tiktoken and cl100k_base.tiktoken (exact "
+                  "token counts when an upstream reports none)"),
     RELAY_HEALTH_COMMANDS,
     {NULL}};

@@ -69,7 +69,6 @@ static int read_json(relay_ctx_t *ctx)
                                NULL, "The request body is not a JSON object%s%s.",
                                err ? ": " : "", err ? err : "");
     }
-    ctx->req.prompt_tokens_estimate = (apr_int64_t)((len + 3) / 4);
     return OK;
 }
 
@@ -103,6 +102,7 @@ static int read_params(relay_ctx_t *ctx)
             ? nebula_json_geti(ctx->body, -1, "max_completion_tokens", NULL)
             : nebula_json_geti(ctx->body, -1, "max_tokens", NULL);
     apr_table_setn(r->subprocess_env, "NEBULA_MODEL", ctx->req.model);
+    ctx->req.prompt_tokens_estimate = relay_tokens_prompt(ctx);
     if (!relay_auth_model_allowed(ctx->key, ctx->req.model)) {
         return nebula_ap_error(r, HTTP_FORBIDDEN, "permission_error", "model_not_allowed",
                                "model", "This API key may not use the model '%s'.",

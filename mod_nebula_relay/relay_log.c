@@ -37,6 +37,7 @@ void relay_log_request(relay_ctx_t *ctx)
     const char *args[20], *err = NULL;
 
     set_env(ctx);
+    relay_stats_request();
     args[0] = ctx->req.request_id;
     args[1] = I64(p, apr_time_as_msec(ctx->start));
     args[2] = I64(p, ctx->key->id);

@@ -140,17 +140,11 @@ void relay_ctx_text(relay_ctx_t *ctx, const char *s, apr_size_t len)
     ctx->text[ctx->text_len] = '\0';
 }
 
-/* The gateway's own count: about four bytes per token (an estimate, and
- * flagged as one), never less than one token for non-empty text. */
-static apr_int64_t estimate_tokens(apr_size_t bytes)
-{
-    return bytes == 0 ? 0 : (apr_int64_t)((bytes + 3) / 4);
-}
-
 void relay_usage_estimate(relay_ctx_t *ctx)
 {
     ctx->usage.prompt_tokens = ctx->req.prompt_tokens_estimate;
-    ctx->usage.completion_tokens = estimate_tokens(ctx->text_len);
+    ctx->usage.completion_tokens =
+        ctx->text_len ? relay_tokens_text(ctx->req.model, ctx->text, ctx->text_len) : 0;
     ctx->usage.cached_tokens = 0;
     ctx->usage.total_tokens = ctx->usage.prompt_tokens + ctx->usage.completion_tokens;
     ctx->usage.estimated = 1;

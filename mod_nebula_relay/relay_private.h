@@ -48,6 +48,8 @@ typedef struct {
     apr_interval_time_t session_ttl; /**< NebulaAdminSessionTTL */
     int retries;                   /**< NebulaRetries: extra attempts on other channels */
     apr_interval_time_t cache_ttl; /**< NebulaCacheTTL: key cache entries */
+    int adaptive;                  /**< NebulaAdaptiveRouting On|Off */
+    const char *tokenizer_dir;     /**< NebulaTokenizerDir (main server) */
     /** Built in post_config from crypto_secret; NULL when it is unset. */
     nebula_crypto_keyring_t *keyring;
 } relay_srv_conf_t;
@@ -79,6 +81,16 @@ apr_status_t relay_gen_post_config(apr_pool_t *pconf, server_rec *s);
 apr_uint32_t relay_gen_current(void);
 /** Announce a change of keys, users, groups or channels. */
 void relay_gen_bump(void);
+/** Host-wide counters for mod_status. */
+typedef struct {
+    apr_uint64_t requests;
+    apr_uint32_t streams_open;
+} relay_stats_t;
+void relay_stats_request(void);
+void relay_stats_stream(int delta);
+void relay_stats_read(relay_stats_t *st);
+/* relay_status.c: the mod_status section (register_hooks). */
+void relay_status_register(void);
 
 /* relay_upstream.c: one HTTP exchange with an upstream origin through
  * mod_proxy's pooled workers. */
@@ -338,6 +350,14 @@ int relay_openai_usage(relay_ctx_t *ctx, json_t *usage);
 /* relay_stream.c */
 /** Relay a 2xx event stream event by event (see the file comment). */
 int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *headers);
+
+/* relay_tokens.c: the gateway's own token count */
+/** Load the encodings from @a dir (NULL: estimate only); post_config. */
+const char *relay_tokens_post_config(apr_pool_t *pconf, server_rec *s, const char *dir);
+/** Tokens of @a text for @a model (BPE when known, else the estimate). */
+apr_int64_t relay_tokens_text(const char *model, const char *text, apr_size_t len);
+/** Tokens of the request's prompt (chat format overhead included). */
+apr_int64_t relay_tokens_prompt(relay_ctx_t *ctx);
 
 /* relay_log.c */
 /** One request-log row, env vars for mod_log_config; at the end of a request. */

@@ -52,31 +52,48 @@ static int was_tried(const apr_array_header_t *tried, apr_int64_t id)
     return 0;
 }
 
-/* Weighted random pick among @a n candidates; weights of 0 count as 1 when
- * every weight is 0 (new-api), otherwise a 0 weight is never picked. */
+/* Weighted random pick among @a n candidates with positive weights. */
 static int pick_weighted(const relay_cand_t *c, int n)
 {
     apr_uint64_t total = 0, x;
-    int i, all_zero = 1;
+    int i;
 
     for (i = 0; i < n; ++i) {
-        all_zero &= (c[i].weight <= 0);
-    }
-    for (i = 0; i < n; ++i) {
-        total += all_zero ? 1 : (apr_uint64_t)(c[i].weight > 0 ? c[i].weight : 0);
+        total += (apr_uint64_t)(c[i].weight > 0 ? c[i].weight : 0);
     }
     if (total == 0) {
         return -1;
     }
     x = rand64() % total;
     for (i = 0; i < n; ++i) {
-        apr_uint64_t w = all_zero ? 1 : (apr_uint64_t)(c[i].weight > 0 ? c[i].weight : 0);
+        apr_uint64_t w = (apr_uint64_t)(c[i].weight > 0 ? c[i].weight : 0);
         if (x < w) {
             return i;
         }
         x -= w;
     }
     return n - 1;
+}
+
+/* Effective weights: all 0 means equal (new-api); with NebulaAdaptiveRouting
+ * each weight is scaled by the channel's health factor (success rate and
+ * latency moving averages, shared by all processes), so a failing or slow
+ * channel gets less traffic before its breaker trips. */
+static void effective_weights(request_rec *r, relay_cand_t *c, int n)
+{
+    int i, all_zero = 1, adaptive = relay_config_srv(r->server)->adaptive == 1;
+
+    for (i = 0; i < n; ++i) {
+        all_zero &= (c[i].weight <= 0);
+    }
+    for (i = 0; i < n; ++i) {
+        double w = all_zero ? 1.0 : (c[i].weight > 0 ? (double)c[i].weight : 0.0);
+        if (adaptive && w > 0) {
+            w = w * 1000.0 * relay_health_weight_factor(c[i].ch->id);
+            w = w < 1.0 ? 1.0 : w;
+        }
+        c[i].weight = (int)(w > 2e9 ? 2e9 : w);
+    }
 }
 
 /* The candidates of tier @a tier (its priority), not yet tried. */
@@ -116,6 +133,7 @@ static const relay_channel_t *pick_in_tier(request_rec *r, const apr_array_heade
     relay_cand_t *c = apr_palloc(r->pool, sizeof(relay_cand_t) * (all->nelts + 1));
     int n = tier_candidates(all, prio, tried, c), i;
 
+    effective_weights(r, c, n);
     while (n > 0 && (i = pick_weighted(c, n)) >= 0) {
         if (channel_allowed(c[i].ch)) {
             return c[i].ch;

@@ -226,7 +226,9 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
     st.out = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ps = nebula_sse_parser_create(r->pool, STREAM_EVENT_MAX, on_event, NULL, &st);
     send_headers(ctx);
+    relay_stats_stream(1);
     rv = pump(&st, up, ps);
+    relay_stats_stream(-1);
     relay_upstream_close(up, rv != APR_EOF);
     if (!st.saw_usage) {
         relay_usage_estimate(ctx);

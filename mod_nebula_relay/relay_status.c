@@ -1,0 +1,54 @@
+/* relay_status.c: mod_nebula_relay's section of mod_status (/server-status):
+ * requests relayed and streams open host-wide, and the health of every
+ * channel the shared table tracks (breaker state, failures, averages). */
+#include <apr_strings.h>
+#include <apr_optional.h>
+#include <http_protocol.h>
+#include <mod_status.h>
+#include "relay_private.h"
+#include "relay_health.h"
+
+static const char *state_name(relay_breaker_state_e st)
+{
+    return st == RELAY_BREAKER_OPEN ? "open" : st == RELAY_BREAKER_HALF_OPEN ? "half-open"
+                                                                              : "closed";
+}
+
+static int relay_status_hook(request_rec *r, int flags)
+{
+    apr_array_header_t *slots = relay_health_snapshot(r->pool);
+    relay_stats_t st;
+    int i;
+
+    relay_stats_read(&st);
+    if (flags & AP_STATUS_SHORT) {
+        ap_rprintf(r, "NebulaRequests: %" APR_UINT64_T_FMT "\nNebulaStreamsOpen: %u\n",
+                   st.requests, st.streams_open);
+        return OK;
+    }
+    ap_rputs("<hr />\n<h2>NebulaGate relay</h2>\n", r);
+    ap_rprintf(r, "<dl><dt>requests relayed: %" APR_UINT64_T_FMT "</dt><dt>streams open: "
+                  "%u</dt></dl>\n", st.requests, st.streams_open);
+    ap_rputs("<table border=\"0\"><tr><th>channel</th><th>key</th><th>breaker</th>"
+             "<th>consecutive failures</th><th>recent definitive</th><th>success</th>"
+             "<th>latency ms</th><th>requests</th><th>failures</th></tr>\n", r);
+    for (i = 0; slots && i < slots->nelts; ++i) {
+        const relay_health_slot_t *h = &APR_ARRAY_IDX(slots, i, relay_health_slot_t);
+        ap_rprintf(r,
+                   "<tr><td>%" APR_INT64_T_FMT "</td><td>%s</td><td>%s</td><td>%d</td>"
+                   "<td>%d</td><td>%.2f</td><td>%.0f</td><td>%" APR_UINT64_T_FMT "</td>"
+                   "<td>%" APR_UINT64_T_FMT "</td></tr>\n",
+                   h->channel_id,
+                   h->key_index < 0 ? "all" : apr_itoa(r->pool, h->key_index),
+                   state_name(h->state), h->consecutive_failures, h->recent_definitive,
+                   h->success_ewma, h->latency_ewma_ms, h->requests, h->failures);
+    }
+    ap_rputs("</table>\n", r);
+    return OK;
+}
+
+void relay_status_register(void)
+{
+    /* mod_status runs every registered section; absent mod_status, nothing */
+    APR_OPTIONAL_HOOK(ap, status_hook, relay_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
+}
