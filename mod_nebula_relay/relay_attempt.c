@@ -87,14 +87,6 @@ static void report_failure(relay_ctx_t *ctx, const relay_channel_t *ch,
     }
 }
 
-/* 429 and 5xx heal by retrying elsewhere; so do errors of a key that other
- * keys of the same channel may not have. */
-static int retriable_status(int status)
-{
-    return status == HTTP_TOO_MANY_REQUESTS || status == HTTP_REQUEST_TIME_OUT
-           || status >= 500;
-}
-
 /* One exchange; OK when the answer was relayed (the request is done). */
 static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t *key,
                    last_error_t *last, int *retry_same_channel)
@@ -135,7 +127,12 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     report_failure(ctx, ch, key, definitive, ctx->error);
     *retry_same_channel = ch->keys->nelts > 1
                           && (definitive || status == HTTP_TOO_MANY_REQUESTS);
-    return retriable_status(status) || *retry_same_channel ? HTTP_BAD_GATEWAY : status;
+    /* NebulaRetryStatus (default 408, 429, 5xx) heals by retrying elsewhere;
+     * so do errors of a key that other keys of the same channel may not have */
+    return relay_config_retry_status(relay_config_srv(r->server), status)
+                   || *retry_same_channel
+               ? HTTP_BAD_GATEWAY
+               : status;
 }
 
 static int send_last_error(relay_ctx_t *ctx, const last_error_t *last)

@@ -2,6 +2,7 @@
  * create/merge. Every setter validates its argument and names the directive
  * in its error. */
 #include <apr_strings.h>
+#include <apr_lib.h>
 #include <apr_uri.h>
 #include "relay_private.h"
 #include "relay_health.h"
@@ -148,6 +149,8 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->cache_ttl = GET(add, base, cache_ttl);
     c->adaptive = GET(add, base, adaptive);
     c->tokenizer_dir = add->tokenizer_dir ? add->tokenizer_dir : base->tokenizer_dir;
+    c->retry_status = add->retry_status ? add->retry_status : base->retry_status;
+    c->disable_words = add->disable_words ? add->disable_words : base->disable_words;
     return c;
 }
 
@@ -227,6 +230,60 @@ static const char *set_tokenizer_dir(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+int relay_config_retry_status(const relay_srv_conf_t *c, int status)
+{
+    if (status < 100 || status > 599) {
+        return 1;
+    }
+    if (c->retry_status == NULL) {
+        return status == HTTP_TOO_MANY_REQUESTS || status == HTTP_REQUEST_TIME_OUT
+               || status >= 500;
+    }
+    return (c->retry_status[status / 8] >> (status % 8)) & 1;
+}
+
+/* NebulaRetryStatus 429 500-599 ...: each argument a status or a range. */
+static const char *set_retry_status(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+    char *end;
+    long lo = strtol(arg, &end, 10), hi = lo, i;
+
+    if (*end == '-') {
+        hi = strtol(end + 1, &end, 10);
+    }
+    if (*end || lo < 400 || hi > 599 || lo > hi) {
+        return apr_psprintf(cmd->pool, "NebulaRetryStatus: '%s' is not a status or a "
+                            "range of statuses within 400-599", arg);
+    }
+    if (c->retry_status == NULL) {
+        c->retry_status = apr_pcalloc(cmd->pool, 600 / 8 + 1);
+    }
+    for (i = lo; i <= hi; ++i) {
+        c->retry_status[i / 8] |= (unsigned char)(1 << (i % 8));
+    }
+    return NULL;
+}
+
+/* NebulaDisableKeyword "phrase" ...: replaces the default list. */
+static const char *set_disable_word(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+    char *w = apr_pstrdup(cmd->pool, arg), *q;
+
+    if (*w == '\0') {
+        return "NebulaDisableKeyword: give a non-empty phrase";
+    }
+    for (q = w; *q; ++q) {
+        *q = (char)apr_tolower(*q);
+    }
+    if (c->disable_words == NULL) {
+        c->disable_words = apr_array_make(cmd->pool, 8, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(c->disable_words, const char *) = w;
+    return NULL;
+}
+
 static const char *set_adaptive(cmd_parms *cmd, void *dc, int on)
 {
     relay_config_srv(cmd->server)->adaptive = on;
@@ -280,6 +337,12 @@ const command_rec relay_config_cmds[] = {
                   "How long a process caches a client key (default 30s)"),
     AP_INIT_FLAG("NebulaAdaptiveRouting", set_adaptive, NULL, RSRC_CONF,
                  "On to scale channel weights by observed success rate and latency"),
+    AP_INIT_ITERATE("NebulaRetryStatus", set_retry_status, NULL, RSRC_CONF,
+                    "Upstream statuses retried on another channel, e.g. 429 500-599 "
+                    "(default 408 429 500-599)"),
+    AP_INIT_ITERATE("NebulaDisableKeyword", set_disable_word, NULL, RSRC_CONF,
+                    "Phrases in upstream errors that count toward auto-disable "
+                    "(replaces the default list)"),
     AP_INIT_TAKE1("NebulaTokenizerDir", set_tokenizer_dir, NULL, RSRC_CONF,
                   "Folder with o200k_base.tiktoken and cl100k_base.tiktoken (exact "
                   "token counts when an upstream reports none)"),

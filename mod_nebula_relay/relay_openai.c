@@ -222,8 +222,9 @@ static char *mask_secrets(apr_pool_t *p, const char *in)
     return out;
 }
 
-static int is_definitive(apr_pool_t *p, int status, const char *msg)
+static int is_definitive(request_rec *r, int status, const char *msg)
 {
+    const apr_array_header_t *words = relay_config_srv(r->server)->disable_words;
     char *lower;
     int i;
 
@@ -233,12 +234,13 @@ static int is_definitive(apr_pool_t *p, int status, const char *msg)
     if (msg == NULL) {
         return 0;
     }
-    lower = apr_pstrdup(p, msg);
+    lower = apr_pstrdup(r->pool, msg);
     for (i = 0; lower[i]; ++i) {
         lower[i] = (char)apr_tolower(lower[i]);
     }
-    for (i = 0; definitive_words[i]; ++i) {
-        if (strstr(lower, definitive_words[i])) {
+    for (i = 0; words ? i < words->nelts : definitive_words[i] != NULL; ++i) {
+        if (strstr(lower, words ? APR_ARRAY_IDX(words, i, const char *)
+                                : definitive_words[i])) {
             return 1;
         }
     }
@@ -265,7 +267,7 @@ const char *relay_openai_error_body(relay_ctx_t *ctx, relay_upstream_t *up, int 
     else if (json_is_string(err)) {
         msg = json_string_value(err);
     }
-    *definitive = is_definitive(p, status, msg);
+    *definitive = is_definitive(ctx->r, status, msg);
     if (msg == NULL) {
         msg = apr_psprintf(p, "The upstream answered with status %d.", status);
     }

@@ -50,6 +50,12 @@ typedef struct {
     apr_interval_time_t cache_ttl; /**< NebulaCacheTTL: key cache entries */
     int adaptive;                  /**< NebulaAdaptiveRouting On|Off */
     const char *tokenizer_dir;     /**< NebulaTokenizerDir (main server) */
+    /** NebulaRetryStatus: bit n set when upstream status n is retried;
+     *  NULL: 429, 408 and 500-599 */
+    unsigned char *retry_status;
+    /** NebulaDisableKeyword: lower-case phrases that make an upstream error
+     *  definitive (const char *); NULL: the default list */
+    apr_array_header_t *disable_words;
     /** Built in post_config from crypto_secret; NULL when it is unset. */
     nebula_crypto_keyring_t *keyring;
 } relay_srv_conf_t;
@@ -60,6 +66,8 @@ typedef struct {
 #define RELAY_KEYRING_VERSION      1
 
 /* relay_config.c */
+/** Whether an upstream answer with @a status may be retried elsewhere. */
+int relay_config_retry_status(const relay_srv_conf_t *c, int status);
 void *relay_config_create_dir(apr_pool_t *p, char *dir);
 void *relay_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
 extern const command_rec relay_config_cmds[];

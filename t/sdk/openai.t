@@ -4,7 +4,9 @@
 # form and as floats, the model list, and errors as the SDK's typed
 # exceptions. t/sdk/openai-sdk.mjs drives the SDK and reports what it got;
 # this file asserts on that report and on the mock's records. Run against the
-# plain gateway and the one whose upstream is HTTPS (t/conf/tls.conf.in).
+# plain gateway and the one whose upstream is HTTPS (t/conf/tls.conf.in),
+# and through the relay proper: a client key and a channel made with the
+# admin API, nothing else.
 #
 # Needs node and t/sdk/node_modules (scripts/npm-deps.sh installs it from the
 # lockfile); without them the tests fail, they are not skipped.
@@ -16,8 +18,9 @@ use JSON::PP qw(decode_json);
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use NebulaTest qw(run_cmd);
+use NebulaAdmin qw(admin new_key new_channel);
 
-my @targets = qw(nebula_gateway nebula_gateway_tls);
+my @targets = qw(nebula_gateway nebula_gateway_tls nebula_relay);
 my $per_target = 26;
 plan tests => 2 + $per_target * @targets;
 
@@ -73,12 +76,20 @@ sub accepted {
 
 sub usage_of { my ($u) = @_; return [ map { $u->{$_} } qw(prompt_tokens completion_tokens total_tokens) ] }
 
+# the relay's fixtures: a group of its own, so no other test's channel serves it
+my $group = "sdk$$";
+admin('POST', '/api/groups', { name => $group });
+my ($relay_ch, $relay_chtag) = new_channel(models => ['gpt-4o-mini', 'text-embedding-3-small'],
+                                           channel_groups => [$group]);
+my $relay_key = new_key(key_group => $group);
+
 for my $target (@targets) {
+    my $relay = $target eq 'nebula_relay';
     Apache::TestRequest::module($target);
     my $hp = Apache::TestRequest::hostport();
-    my $tag = sprintf('sdk-%s-%x%x', ($target =~ /tls/ ? 'tls' : 'http'), time, $$);
-    my $t = $target =~ /tls/ ? '[https upstream] ' : '[http upstream] ';
-    my $r = run_sdk("http://$hp/v1", 'sk-sdk-1', $tag);
+    my $tag = sprintf('sdk-%s-%x%x', ($relay ? 'relay' : $target =~ /tls/ ? 'tls' : 'http'), time, $$);
+    my $t = $relay ? '[relay: key + channel] ' : $target =~ /tls/ ? '[https upstream] ' : '[http upstream] ';
+    my $r = run_sdk("http://$hp/v1", $relay ? $relay_key : 'sk-sdk-1', $tag);
     ok(($r->{sdk_version} // '') eq $locked, "${t}the SDK script ran (openai $locked)");
 
     # chat, not streamed
@@ -88,7 +99,8 @@ for my $target (@targets) {
     is_deeply([ @{$c}{qw(object role finish_reason)} ], [ 'chat.completion', 'assistant', 'stop' ],
         "${t}chat: object, role, finish_reason");
     is_deeply(usage_of($c->{usage}), [ 3, 3, 6 ], "${t}chat: usage");
-    like($c->{request_id} // '', qr/^req_/, "${t}chat: the SDK read x-request-id through the gateway");
+    like($c->{request_id} // '', $relay ? qr/^[0-9a-f]{8}-[0-9a-f]{4}-7/ : qr/^req_/,
+         "${t}chat: the SDK read x-request-id through the gateway");
 
     # chat, streamed with stream_options.include_usage
     my $s = $r->{stream};
@@ -153,6 +165,14 @@ for my $target (@targets) {
     is("@fmt", 'base64 float base64',
        "${t}the SDK asked for base64 unless told otherwise, and the gateway kept it");
     my @keys = map { my $hh = $_->{headers}; (map { $hh->{$_} } grep { lc eq 'authorization' } keys %$hh) } @$rec;
+    if ($relay) {
+        # the rejected key never reaches the upstream; the channel's key does
+        ok(@$rec == 7 && !grep({ $_ ne "Bearer sk-upstream-$relay_chtag" } @keys)
+           && (grep { ($_->{headers}{'user-agent'} // '') =~ m{^NebulaGate/} } @$rec) == @$rec,
+           "${t}the mock got each accepted SDK request once (7 tagged; got " . scalar(@$rec)
+           . "), with the channel's key, never the client's");
+        next;
+    }
     ok(@$rec == 8 && !grep({ $_ ne 'Bearer sk-sdk-1' && $_ ne 'Bearer bad-key-for-the-sdk-test' } @keys)
        && (grep { ($_->{headers}{'user-agent'} // '') =~ m{^OpenAI/JS } } @$rec) == @$rec,
        "${t}the mock got each SDK request once (8 tagged; got " . scalar(@$rec)
