@@ -158,48 +158,6 @@ static int is_json_type(const char *ct)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* Read at most ADMIN_MAX_BODY bytes into *body; 413 beyond. */
-static int read_bounded(request_rec *r, char **body, apr_size_t *len)
-{
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_size_t cap = 0;
-    int seen_eos = 0;
-    apr_status_t rv;
-
-    *body = NULL;
-    *len = 0;
-    do {
-        apr_off_t total = 0;
-        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
-                            HUGE_STRING_LEN);
-        if (rv != APR_SUCCESS) {
-            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
-        }
-        seen_eos = !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
-        apr_brigade_length(bb, 1, &total);
-        if (*len + (apr_size_t)total > ADMIN_MAX_BODY) {
-            return HTTP_REQUEST_ENTITY_TOO_LARGE;
-        }
-        if (total > 0) {
-            apr_size_t n = (apr_size_t)total;
-            if (*len + n + 1 > cap) {
-                char *buf;
-                cap = (*len + n + 1) * 2;
-                buf = apr_palloc(r->pool, cap);
-                if (*len) {
-                    memcpy(buf, *body, *len);
-                }
-                *body = buf;
-            }
-            apr_brigade_flatten(bb, *body + *len, &n);
-            *len += n;
-            (*body)[*len] = '\0';
-        }
-        apr_brigade_cleanup(bb);
-    } while (!seen_eos);
-    return OK;
-}
-
 static int body_error(admin_req_t *a, int st)
 {
     if (st == HTTP_REQUEST_ENTITY_TOO_LARGE) {
@@ -216,16 +174,12 @@ static int body_error(admin_req_t *a, int st)
 int admin_json_read_body(admin_req_t *a)
 {
     request_rec *r = a->r;
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
     const char *err;
     char *buf;
     apr_size_t len;
     int st;
 
-    if (cl && apr_atoi64(cl) > ADMIN_MAX_BODY) {
-        return body_error(a, HTTP_REQUEST_ENTITY_TOO_LARGE);
-    }
-    if ((st = read_bounded(r, &buf, &len)) != OK) {
+    if ((st = relay_read_body(r, ADMIN_MAX_BODY, &buf, &len)) != OK) {
         return body_error(a, st);
     }
     if (len == 0) {

@@ -12,21 +12,24 @@
 #include "relay_private.h"
 #include "nebula_ap.h"
 
-/* Read the whole request body into r->pool, refusing more than @a max. */
+/* Read the whole request body into r->pool, refusing more than @a max
+ * (early, from Content-Length, when the client announced it). The buffer
+ * grows geometrically and stays NUL-terminated. */
 int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_off_t total = 0;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_size_t cap = 0;
     int seen_eos = 0;
     apr_status_t rv;
 
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
     if (cl && apr_atoi64(cl) > max) {
         return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    *body = NULL;
+    *body = "";
     *len = 0;
     do {
+        apr_off_t total = 0;
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
                             HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
@@ -39,14 +42,16 @@ int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
         }
         if (total > 0) {
             apr_size_t n = (apr_size_t)total;
-            char *buf = apr_palloc(r->pool, *len + n + 1);
-            if (*len) {
+            if (*len + n + 1 > cap) {
+                char *buf;
+                cap = (*len + n + 1) * 2;
+                buf = apr_palloc(r->pool, cap);
                 memcpy(buf, *body, *len);
+                *body = buf;
             }
-            apr_brigade_flatten(bb, buf + *len, &n);
+            apr_brigade_flatten(bb, *body + *len, &n);
             *len += n;
-            buf[*len] = '\0';
-            *body = buf;
+            (*body)[*len] = '\0';
         }
         apr_brigade_cleanup(bb);
     } while (!seen_eos);
