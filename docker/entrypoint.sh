@@ -11,7 +11,7 @@ dbd=$(nebulactl dsn --dsn "$SQL_DSN")
 NEBULA_DBD_DRIVER=$(printf '%s\n' "$dbd" | sed -n 1p)
 NEBULA_DBD_PARAMS=$(printf '%s\n' "$dbd" | sed -n 2p)
 export SESSION_SECRET CRYPTO_SECRET NEBULA_DBD_DRIVER NEBULA_DBD_PARAMS
-export REDIS_CONN_STRING=${REDIS_CONN_STRING:-}
+export REDIS_CONN_STRING=${REDIS_CONN_STRING:-none}
 export STREAMING_TIMEOUT=${STREAMING_TIMEOUT:-300}
 export TZ=${TZ:-UTC}
 nebulactl migrate --dsn "$SQL_DSN"

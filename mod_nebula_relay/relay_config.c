@@ -151,6 +151,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->tokenizer_dir = add->tokenizer_dir ? add->tokenizer_dir : base->tokenizer_dir;
     c->retry_status = add->retry_status ? add->retry_status : base->retry_status;
     c->disable_words = add->disable_words ? add->disable_words : base->disable_words;
+    c->redis = add->redis ? add->redis : base->redis;
     return c;
 }
 
@@ -284,6 +285,20 @@ static const char *set_disable_word(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_redis(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "none")) {
+        relay_config_srv(cmd->server)->redis = NULL;
+        return NULL;
+    }
+    return relay_redis_parse(cmd->pool, arg, &relay_config_srv(cmd->server)->redis);
+}
+
 static const char *set_adaptive(cmd_parms *cmd, void *dc, int on)
 {
     relay_config_srv(cmd->server)->adaptive = on;
@@ -343,6 +358,9 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_ITERATE("NebulaDisableKeyword", set_disable_word, NULL, RSRC_CONF,
                     "Phrases in upstream errors that count toward auto-disable "
                     "(replaces the default list)"),
+    AP_INIT_TAKE1("NebulaRedis", set_redis, NULL, RSRC_CONF,
+                  "redis://[:password@]host[:port][/db] for cross-host cache "
+                  "invalidation (use ${REDIS_CONN_STRING}); none to turn off"),
     AP_INIT_TAKE1("NebulaTokenizerDir", set_tokenizer_dir, NULL, RSRC_CONF,
                   "Folder with o200k_base.tiktoken and cl100k_base.tiktoken (exact "
                   "token counts when an upstream reports none)"),

@@ -43,11 +43,17 @@ apr_uint32_t relay_gen_current(void)
     return gen_word ? apr_atomic_read32(gen_word) : 0;
 }
 
-void relay_gen_bump(void)
+void relay_gen_bump_local(void)
 {
     if (gen_word) {
         apr_atomic_inc32(gen_word);
     }
+}
+
+void relay_gen_bump(void)
+{
+    relay_gen_bump_local();
+    relay_redis_publish();
 }
 
 void relay_stats_request(void)

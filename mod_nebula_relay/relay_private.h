@@ -56,6 +56,8 @@ typedef struct {
     /** NebulaDisableKeyword: lower-case phrases that make an upstream error
      *  definitive (const char *); NULL: the default list */
     apr_array_header_t *disable_words;
+    /** NebulaRedis: where to publish and hear invalidations (main server) */
+    void *redis;
     /** Built in post_config from crypto_secret; NULL when it is unset. */
     nebula_crypto_keyring_t *keyring;
 } relay_srv_conf_t;
@@ -87,8 +89,16 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s);
 apr_status_t relay_gen_post_config(apr_pool_t *pconf, server_rec *s);
 /** The current generation (an atomic read: cheap enough for every request). */
 apr_uint32_t relay_gen_current(void);
-/** Announce a change of keys, users, groups or channels. */
+/** Announce a change of keys, users, groups or channels (this host, and
+ *  every host through Redis when NebulaRedis is set). */
 void relay_gen_bump(void);
+/** Bump this host's generation only (what the Redis subscriber does). */
+void relay_gen_bump_local(void);
+
+/* relay_redis.c: cross-host invalidation (NebulaRedis) */
+const char *relay_redis_parse(apr_pool_t *p, const char *url, void **out);
+void relay_redis_child_init(apr_pool_t *pchild, server_rec *s);
+void relay_redis_publish(void);
 /** Host-wide counters for mod_status. */
 typedef struct {
     apr_uint64_t requests;
