@@ -20,6 +20,7 @@ void *relay_config_create_dir(apr_pool_t *p, char *dir)
     c->admin = RELAY_UNSET;
     c->disconnect = RELAY_UNSET;
     c->drain_timeout = RELAY_UNSET;
+    c->ping = RELAY_UNSET;
     return c;
 }
 
@@ -35,6 +36,7 @@ void *relay_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->admin = GET(add, base, admin);
     c->disconnect = GET(add, base, disconnect);
     c->drain_timeout = GET(add, base, drain_timeout);
+    c->ping = GET(add, base, ping);
     return c;
 }
 
@@ -120,6 +122,23 @@ static const char *set_drain_timeout(cmd_parms *cmd, void *dc, const char *arg)
         return "NebulaDrainTimeout: give a duration from 1ms to 3600s";
     }
     c->drain_timeout = t;
+    return NULL;
+}
+
+static const char *set_ping(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_dir_conf_t *c = dc;
+    apr_interval_time_t t;
+
+    if (!strcasecmp(arg, "off")) {
+        c->ping = 0;
+        return NULL;
+    }
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+        || t < apr_time_from_msec(100) || t > apr_time_from_sec(3600)) {
+        return "NebulaStreamPing: give off or a duration from 100ms to 3600s";
+    }
+    c->ping = t;
     return NULL;
 }
 
@@ -330,6 +349,9 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_TAKE1("NebulaStreamDisconnect", set_disconnect, NULL, OR_OPTIONS,
                   "When a streaming client goes away: drain (bill the upstream's real "
                   "usage, default) or stop (bill what was delivered)"),
+    AP_INIT_TAKE1("NebulaStreamPing", set_ping, NULL, OR_OPTIONS,
+                  "Send ': PING' to a streaming client after this much upstream "
+                  "silence (default off)"),
     AP_INIT_TAKE1("NebulaDrainTimeout", set_drain_timeout, NULL, OR_OPTIONS,
                   "How long drain keeps reading after the client left (default 30s)"),
     AP_INIT_FLAG("NebulaAdmin", ap_set_flag_slot,

@@ -29,6 +29,7 @@ typedef struct {
     int admin;                     /**< NebulaAdmin On|Off */
     int disconnect;                /**< NebulaStreamDisconnect drain|stop */
     apr_interval_time_t drain_timeout; /**< NebulaDrainTimeout */
+    apr_interval_time_t ping;      /**< NebulaStreamPing; 0 off */
 } relay_dir_conf_t;
 
 #define RELAY_DISCONNECT_DRAIN 0
@@ -134,6 +135,9 @@ int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **he
  */
 apr_status_t relay_upstream_read_body(relay_upstream_t *up, apr_bucket_brigade *bb,
                                       apr_read_type_e mode);
+/** Wait until the upstream has something to read: APR_SUCCESS, or
+ *  APR_TIMEUP after @a timeout (the stream keep-alive uses it). */
+apr_status_t relay_upstream_wait(relay_upstream_t *up, apr_interval_time_t timeout);
 /** Give the connection back to the pool (or close it when @a broken). */
 void relay_upstream_close(relay_upstream_t *up, int broken);
 

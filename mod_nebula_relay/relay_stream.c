@@ -33,7 +33,8 @@ typedef struct {
     apr_int64_t created;
 } stream_t;
 
-static void emit(stream_t *st, const char *data, apr_size_t len)
+/* Write @a len bytes of one SSE block and flush it to the client. */
+static void emit_raw(stream_t *st, const char *pre, const char *data, apr_size_t len)
 {
     request_rec *r = st->ctx->r;
     apr_status_t rv;
@@ -41,7 +42,7 @@ static void emit(stream_t *st, const char *data, apr_size_t len)
     if (st->client_gone) {
         return;
     }
-    apr_brigade_write(st->out, NULL, NULL, "data: ", 6);
+    apr_brigade_puts(st->out, NULL, NULL, pre);
     apr_brigade_write(st->out, NULL, NULL, data, len);
     apr_brigade_write(st->out, NULL, NULL, "\n\n", 2);
     APR_BRIGADE_INSERT_TAIL(st->out, apr_bucket_flush_create(r->connection->bucket_alloc));
@@ -54,6 +55,30 @@ static void emit(stream_t *st, const char *data, apr_size_t len)
         st->client_gone = 1;
         st->ctx->end_reason = "client_gone";
     }
+}
+
+static void emit(stream_t *st, const char *data, apr_size_t len)
+{
+    emit_raw(st, "data: ", data, len);
+}
+
+/* With NebulaStreamPing: wait for the upstream, sending ": PING" comments
+ * while it is silent (clients and proxies keep the connection); APR_TIMEUP
+ * once it was silent for the whole upstream timeout. */
+static apr_status_t wait_pinging(stream_t *st, relay_upstream_t *up, apr_interval_time_t ping,
+                                 apr_interval_time_t timeout)
+{
+    apr_interval_time_t idle = 0;
+    apr_status_t rv;
+
+    while ((rv = relay_upstream_wait(up, ping)) == APR_TIMEUP) {
+        idle += ping;
+        if (idle >= timeout) {
+            return APR_TIMEUP;
+        }
+        emit_raw(st, "", ": PING", 6);
+    }
+    return APR_SUCCESS;
 }
 
 /* Delivered completion text of one chunk (chat delta or completions text). */
@@ -184,12 +209,19 @@ static apr_status_t pump(stream_t *st, relay_upstream_t *up, nebula_sse_parser_t
     apr_bucket_brigade *bb = apr_brigade_create(ctx->r->pool,
                                                 ctx->r->connection->bucket_alloc);
     apr_read_type_e mode = APR_NONBLOCK_READ;
+    apr_interval_time_t ping = dc->ping == RELAY_UNSET ? 0 : dc->ping;
     apr_time_t gone_at = 0;
     apr_status_t rv;
 
     for (;;) {
         rv = relay_upstream_read_body(up, bb, mode);
         if (rv == APR_EAGAIN) {
+            if (ping > 0 && !st->client_gone
+                && wait_pinging(st, up, ping,
+                                dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT
+                                                           : dc->timeout) == APR_TIMEUP) {
+                return APR_TIMEUP;
+            }
             mode = APR_BLOCK_READ;
             continue;
         }

@@ -11,6 +11,7 @@
  */
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <apr_poll.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_proxy.h>
@@ -352,4 +353,16 @@ int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x, relay_ups
         }
     }
     return rc;
+}
+
+apr_status_t relay_upstream_wait(relay_upstream_t *up, apr_interval_time_t timeout)
+{
+    apr_pollfd_t pfd = {0};
+    apr_int32_t n = 0;
+
+    pfd.p = up->r->pool;
+    pfd.desc_type = APR_POLL_SOCKET;
+    pfd.desc.s = up->backend->sock;
+    pfd.reqevents = APR_POLLIN;
+    return apr_poll(&pfd, 1, &n, timeout);
 }

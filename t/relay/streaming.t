@@ -11,7 +11,7 @@ use lib "$FindBin::Bin/../lib";
 use NebulaAdmin qw(api new_key new_channel mock_records relay_hostport);
 use NebulaTest qw(timed_sse_post);
 
-plan tests => 9;
+plan tests => 12;
 
 my $m = "st-$$";
 my ($cid, $tag) = new_channel(models => [$m]);
@@ -70,3 +70,13 @@ for (1 .. 50) {
 ok($drained, 'drain: the upstream\'s real usage (20 tokens) was billed');
 is($drained && $drained->{usage_estimated}, 0, 'from the upstream\'s own usage');
 cmp_ok($drained ? $drained->{latency_ms} : 0, '>=', 1800, 'the gateway kept reading the upstream to its end');
+
+# NebulaStreamPing 200ms: keep-alive comments while the upstream is silent
+my $p = timed_sse_post(relay_hostport(), '/ping/v1/chat/completions',
+    { Authorization => "Bearer $key", 'Content-Type' => 'application/json' },
+    encode_json({ model => $m, stream => JSON::PP::true,
+                  messages => [{ role => 'user', content => '[[mock events=3,delay_ms=700]] go' }] }));
+my @pings = $p->{body} =~ /^: PING$/mg;
+cmp_ok(scalar @pings, '>=', 4, scalar(@pings) . ' ": PING" comments during 1.4s of upstream silence');
+is(scalar(grep { $_->[1] =~ /"content":"tok/ } @{ $p->{events} }), 3, 'the events are all there');
+is($p->{events}[-1][1], '[DONE]', 'and the stream ends normally');
