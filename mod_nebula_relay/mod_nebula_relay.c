@@ -85,10 +85,14 @@ static int relay_fixups(request_rec *r)
 
 static void relay_register_hooks(apr_pool_t *p)
 {
+    static const char *const watchdog[] = {"mod_watchdog.c", NULL};
+
     /* every config read: health directives start from their defaults and the
      * "nebula-health" mutex type is known before Mutex directives are read */
     ap_hook_pre_config(relay_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(relay_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* before mod_watchdog's post_config, which starts the watchdogs asked for */
+    ap_hook_post_config(relay_retest_post_config, NULL, watchdog, APR_HOOK_LAST);
     nebula_ap_register_hooks(relay_child_init);
     /* late, so that other modules' fixups (e.g. mod_rewrite) have run */
     ap_hook_fixups(relay_fixups, NULL, NULL, APR_HOOK_LAST);

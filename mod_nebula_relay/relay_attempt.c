@@ -128,8 +128,9 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     *retry_same_channel = ch->keys->nelts > 1
                           && (definitive || status == HTTP_TOO_MANY_REQUESTS);
     /* NebulaRetryStatus (default 408, 429, 5xx) heals by retrying elsewhere;
-     * so do errors of a key that other keys of the same channel may not have */
-    return relay_config_retry_status(relay_config_srv(r->server), status)
+     * so does a definitive error (the channel's credential or account is at
+     * fault, not the client's request), on another key or channel */
+    return relay_config_retry_status(relay_config_srv(r->server), status) || definitive
                    || *retry_same_channel
                ? HTTP_BAD_GATEWAY
                : status;

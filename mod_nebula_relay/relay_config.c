@@ -152,6 +152,7 @@ void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
     c->retries = RELAY_UNSET;
     c->cache_ttl = RELAY_UNSET;
     c->adaptive = RELAY_UNSET;
+    c->retest = RELAY_UNSET;
     return c;
 }
 
@@ -171,6 +172,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->retry_status = add->retry_status ? add->retry_status : base->retry_status;
     c->disable_words = add->disable_words ? add->disable_words : base->disable_words;
     c->redis = add->redis ? add->redis : base->redis;
+    c->retest = GET(add, base, retest);
     return c;
 }
 
@@ -188,6 +190,7 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
                                                        : c->session_ttl;
         c->retries = c->retries == RELAY_UNSET ? RELAY_DEFAULT_RETRIES : c->retries;
         c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
+        c->retest = c->retest == RELAY_UNSET ? RELAY_DEFAULT_RETEST : c->retest;
         if (c->crypto_secret && c->keyring == NULL) {
             c->keyring = nebula_crypto_keyring_create(pconf, c->crypto_secret,
                                                       strlen(c->crypto_secret),
@@ -304,6 +307,20 @@ static const char *set_disable_word(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_retest(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "off")) {
+        relay_config_srv(cmd->server)->retest = 0;
+        return NULL;
+    }
+    return set_duration(cmd, &relay_config_srv(cmd->server)->retest, arg);
+}
+
 static const char *set_redis(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -380,6 +397,9 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_ITERATE("NebulaDisableKeyword", set_disable_word, NULL, RSRC_CONF,
                     "Phrases in upstream errors that count toward auto-disable "
                     "(replaces the default list)"),
+    AP_INIT_TAKE1("NebulaRetestInterval", set_retest, NULL, RSRC_CONF,
+                  "After this long an auto-disabled channel or key is enabled again "
+                  "on probation (default 10m; off)"),
     AP_INIT_TAKE1("NebulaRedis", set_redis, NULL, RSRC_CONF,
                   "redis://[:password@]host[:port][/db] for cross-host cache "
                   "invalidation (use ${REDIS_CONN_STRING}); none to turn off"),

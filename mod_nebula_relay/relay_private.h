@@ -57,6 +57,7 @@ typedef struct {
     /** NebulaDisableKeyword: lower-case phrases that make an upstream error
      *  definitive (const char *); NULL: the default list */
     apr_array_header_t *disable_words;
+    apr_interval_time_t retest;    /**< NebulaRetestInterval; 0 off */
     /** NebulaRedis: where to publish and hear invalidations (main server) */
     void *redis;
     /** Built in post_config from crypto_secret; NULL when it is unset. */
@@ -64,6 +65,7 @@ typedef struct {
 } relay_srv_conf_t;
 
 #define RELAY_DEFAULT_RETRIES      2
+#define RELAY_DEFAULT_RETEST       apr_time_from_sec(600)
 #define RELAY_DEFAULT_CACHE_TTL    apr_time_from_sec(30)
 #define RELAY_DEFAULT_SESSION_TTL  apr_time_from_sec(12 * 3600)
 #define RELAY_KEYRING_VERSION      1
@@ -95,6 +97,10 @@ apr_uint32_t relay_gen_current(void);
 void relay_gen_bump(void);
 /** Bump this host's generation only (what the Redis subscriber does). */
 void relay_gen_bump_local(void);
+
+/* relay_retest.c: auto-disabled channels and keys come back (watchdog) */
+int relay_retest_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                             server_rec *s);
 
 /* relay_redis.c: cross-host invalidation (NebulaRedis) */
 const char *relay_redis_parse(apr_pool_t *p, const char *url, void **out);
