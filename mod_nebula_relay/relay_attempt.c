@@ -101,7 +101,7 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     ctx->req.upstream_model = relay_channel_map_model(r, ch, ctx->req.model);
     relay_openai_outbound(ctx, ch, key, ctx->req.upstream_model, &out);
     {
-        relay_exchange_t x = {out.url, attempt_timeout(ctx, ch), "POST", out.path,
+        relay_exchange_t x = {out.url, attempt_timeout(ctx, ch), "POST", ch->proxy,
                               out.headers, out.body, out.len};
         rc = relay_upstream_exchange(r, &x, &up, &status, &headers);
     }

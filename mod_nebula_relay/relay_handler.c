@@ -140,7 +140,6 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
     apr_table_t *rh;
     apr_size_t len;
     char *body;
-    const char *path;
     int rc, status;
 
     rc = relay_read_body(r, dc->max_body == RELAY_UNSET ? RELAY_DEFAULT_MAX_BODY : dc->max_body,
@@ -153,13 +152,12 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
         return nebula_ap_error(r, rc, "invalid_request_error", NULL, NULL,
                                "Could not read the request body.");
     }
-    path = apr_pstrcat(r->pool, strchr(strstr(dc->passthrough, "://") + 3, '/') ?
-                       strchr(strstr(dc->passthrough, "://") + 3, '/') : "",
-                       r->uri, r->args ? "?" : "", r->args ? r->args : "", NULL);
     {
-        relay_exchange_t x = {dc->passthrough,
+        /* the configured origin (and path prefix), then the client's path */
+        relay_exchange_t x = {apr_pstrcat(r->pool, dc->passthrough, r->uri, r->args ? "?" : "",
+                                          r->args ? r->args : "", NULL),
                               dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT : dc->timeout,
-                              r->method, path, forward_headers(r), body, len};
+                              r->method, NULL, forward_headers(r), body, len};
         rc = relay_upstream_exchange(r, &x, &up, &status, &rh);
     }
     if (rc == HTTP_GATEWAY_TIME_OUT) {

@@ -55,10 +55,8 @@ int relay_openai_outbound(relay_ctx_t *ctx, const relay_channel_t *ch,
     }
     out->body = nebula_json_dumps(r->pool, body, 0);
     out->len = strlen(out->body);
+    /* the base URL's own path prefix, then the API path */
     out->url = apr_pstrcat(r->pool, ch->base_url, path, NULL);
-    /* the request line carries the base URL's own path prefix too */
-    out->path = strchr(strstr(out->url, "://") ? strstr(out->url, "://") + 3 : out->url, '/');
-    out->path = out->path ? out->path : path;
     out->headers = apr_table_make(r->pool, 8);
     apr_table_setn(out->headers, "Content-Type", "application/json");
     apr_table_setn(out->headers, "Accept",

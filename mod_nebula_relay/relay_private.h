@@ -124,12 +124,14 @@ typedef struct relay_upstream_t relay_upstream_t;
 /** Create the per-child worker cache; called from child_init. */
 apr_status_t relay_upstream_child_init(apr_pool_t *pchild, server_rec *s);
 /**
- * Connect to the origin of @a url (scheme://host[:port]), reusing a pooled
+ * Connect to the origin of @a url (scheme://host[:port]/path...), through
+ * the forward @a proxy (http://host:port; NULL for none), reusing a pooled
  * connection when one is idle. Returns OK or an HTTP status to refuse with.
  */
-int relay_upstream_open(request_rec *r, const char *url, apr_interval_time_t timeout,
-                        relay_upstream_t **pup);
-/** Send one request; @a headers must not carry hop-by-hop fields. */
+int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
+                        apr_interval_time_t timeout, relay_upstream_t **pup);
+/** Send one request; @a headers must not carry hop-by-hop fields; @a path
+ *  NULL targets the URL relay_upstream_open() was given. */
 int relay_upstream_send(relay_upstream_t *up, const char *method, const char *path,
                         apr_table_t *headers, const char *body, apr_size_t len);
 /** Read the status line and headers of the response. */
@@ -149,10 +151,10 @@ void relay_upstream_close(relay_upstream_t *up, int broken);
 
 /** One request to send upstream. */
 typedef struct {
-    const char *url;            /**< scheme://host[:port][/prefix...] */
+    const char *url;            /**< scheme://host[:port]/path?query: the target */
     apr_interval_time_t timeout;
     const char *method;
-    const char *path;           /**< request-line target */
+    const char *proxy;          /**< forward proxy URL, or NULL */
     apr_table_t *headers;       /**< end-to-end headers only */
     const char *body;
     apr_size_t len;
@@ -350,7 +352,6 @@ int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg);
 /** The upstream URL, headers and body of one attempt on @a ch. */
 typedef struct {
     const char *url;
-    const char *path;
     apr_table_t *headers;
     const char *body;
     apr_size_t len;

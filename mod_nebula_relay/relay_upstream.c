@@ -28,6 +28,9 @@ struct relay_upstream_t {
     apr_bucket_brigade *tmp;   /* backend-allocated buckets, before transform */
     int body_ready;
     int reused;                /* a pooled connection that served before */
+    const char *target;        /* request-line target: path, or the absolute URL
+                                * when a forward proxy carries plain HTTP */
+    const char *host;          /* the Host header: the origin's, even when proxied */
 };
 
 /* Per-child cache of workers, keyed by "vhost|origin|timeout": a pooled TLS
@@ -79,11 +82,11 @@ static proxy_worker *worker_create(request_rec *r, const char *origin,
     return w;
 }
 
-static proxy_worker *worker_get(request_rec *r, const char *origin,
+static proxy_worker *worker_get(request_rec *r, const char *origin, const char *proxy,
                                 apr_interval_time_t timeout)
 {
-    const char *key = apr_psprintf(r->pool, "%pp|%s|%" APR_TIME_T_FMT, (void *)r->server,
-                                   origin, timeout);
+    const char *key = apr_psprintf(r->pool, "%pp|%s|%s|%" APR_TIME_T_FMT, (void *)r->server,
+                                   origin, proxy ? proxy : "", timeout);
     proxy_worker *w;
 
 #if APR_HAS_THREADS
@@ -130,12 +133,12 @@ static request_rec *fake_request(conn_rec *c, request_rec *r)
     return rp;
 }
 
-int relay_upstream_open(request_rec *r, const char *url, apr_interval_time_t timeout,
-                        relay_upstream_t **pup)
+int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
+                        apr_interval_time_t timeout, relay_upstream_t **pup)
 {
     proxy_server_conf *pconf;
     relay_upstream_t *up;
-    apr_uri_t uri;
+    apr_uri_t uri, puri;
     char *target = apr_pstrdup(r->pool, url);
     char portstr[32];
     const char *origin;
@@ -145,11 +148,19 @@ int relay_upstream_open(request_rec *r, const char *url, apr_interval_time_t tim
     if (apr_uri_parse(r->pool, url, &uri) != APR_SUCCESS || !uri.hostname) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    /* a channel's outbound proxy: http://host:port (CONNECT for https) */
+    memset(&puri, 0, sizeof(puri));
+    if (proxy && (apr_uri_parse(r->pool, proxy, &puri) != APR_SUCCESS || !puri.hostname)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     origin = apr_psprintf(r->pool, "%s://%s:%u", uri.scheme, uri.hostname,
                           uri.port ? uri.port : apr_uri_port_of_scheme(uri.scheme));
     up = apr_pcalloc(r->pool, sizeof(*up));
     up->r = r;
-    if ((up->worker = worker_get(r, origin, timeout)) == NULL) {
+    up->host = uri.port && uri.port != apr_uri_port_of_scheme(uri.scheme)
+                   ? apr_psprintf(r->pool, "%s:%u", uri.hostname, uri.port)
+                   : uri.hostname;
+    if ((up->worker = worker_get(r, origin, proxy, timeout)) == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rc = ap_proxy_acquire_connection(RELAY_PROXY_FN, &up->backend, up->worker, r->server);
@@ -160,7 +171,10 @@ int relay_upstream_open(request_rec *r, const char *url, apr_interval_time_t tim
     /* a pooled connection keeps its conn_rec between requests */
     up->reused = up->backend->connection != NULL;
     rc = ap_proxy_determine_connection(r->pool, r, pconf, up->worker, up->backend, &uri,
-                                       &target, NULL, 0, portstr, sizeof(portstr));
+                                       &target, proxy ? puri.hostname : NULL,
+                                       proxy ? (puri.port ? puri.port : 80) : 0, portstr,
+                                       sizeof(portstr));
+    up->target = target;
     if (rc == OK && ap_proxy_connect_backend(RELAY_PROXY_FN, up->backend, up->worker,
                                              r->server) != OK) {
         rc = HTTP_SERVICE_UNAVAILABLE;
@@ -204,14 +218,9 @@ int relay_upstream_send(relay_upstream_t *up, const char *method, const char *pa
 {
     conn_rec *c = up->backend->connection;
     apr_bucket_brigade *bb = apr_brigade_create(up->r->pool, c->bucket_alloc);
-    int port = up->backend->port;
-    int dflt = up->backend->is_ssl ? 443 : 80;
 
-    apr_brigade_printf(bb, NULL, NULL, "%s %s HTTP/1.1\r\nHost: %s", method, path,
-                       up->backend->hostname);
-    if (port != dflt) {
-        apr_brigade_printf(bb, NULL, NULL, ":%d", port);
-    }
+    apr_brigade_printf(bb, NULL, NULL, "%s %s HTTP/1.1\r\nHost: %s", method,
+                       path ? path : up->target, up->host);
     apr_brigade_puts(bb, NULL, NULL, "\r\n");
     apr_table_do(add_header, bb, headers, NULL);
     apr_brigade_printf(bb, NULL, NULL, "Content-Length: %" APR_SIZE_T_FMT "\r\n\r\n",
@@ -338,11 +347,11 @@ int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x, relay_ups
     /* a pooled connection the upstream closed while it was idle shows as no
      * answer at all: try once more on a fresh one (as mod_proxy_http does) */
     for (attempt = 0; attempt < 2; ++attempt) {
-        if ((rc = relay_upstream_open(r, x->url, x->timeout, &up)) != OK) {
+        if ((rc = relay_upstream_open(r, x->url, x->proxy, x->timeout, &up)) != OK) {
             return rc;
         }
         reused = up->reused;
-        rc = relay_upstream_send(up, x->method, x->path, x->headers, x->body, x->len);
+        rc = relay_upstream_send(up, x->method, NULL, x->headers, x->body, x->len);
         if (rc == OK && (rc = relay_upstream_read_head(up, status, headers)) == OK) {
             *pup = up;
             return OK;
