@@ -9,6 +9,21 @@
 
 #define GET(add, base, f) (((add)->f == RELAY_UNSET) ? (base)->f : (add)->f)
 
+/* A duration as httpd writes them (500ms, 30, 30s, 2h), also accepting
+ * "m" and "min" for minutes, which httpd spells "mi". */
+static apr_status_t parse_duration(apr_pool_t *p, const char *arg, apr_interval_time_t *t)
+{
+    apr_size_t n = strlen(arg);
+
+    if (n > 3 && !strcasecmp(arg + n - 3, "min")) {
+        arg = apr_pstrcat(p, apr_pstrndup(p, arg, n - 3), "mi", NULL);
+    }
+    else if (n > 1 && (arg[n - 1] == 'm' || arg[n - 1] == 'M') && apr_isdigit(arg[n - 2])) {
+        arg = apr_pstrcat(p, arg, "i", NULL);
+    }
+    return ap_timeout_parameter_parse(arg, t, "s");
+}
+
 void *relay_config_create_dir(apr_pool_t *p, char *dir)
 {
     relay_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
@@ -87,7 +102,7 @@ static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
     relay_dir_conf_t *c = dc;
     apr_interval_time_t t;
 
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0
+    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0
         || t > apr_time_from_sec(86400)) {
         return "NebulaUpstreamTimeout: give a duration from 1ms to 86400s "
                "(e.g. 300, 30s, 500ms)";
@@ -117,7 +132,7 @@ static const char *set_drain_timeout(cmd_parms *cmd, void *dc, const char *arg)
     relay_dir_conf_t *c = dc;
     apr_interval_time_t t;
 
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0
+    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0
         || t > apr_time_from_sec(3600)) {
         return "NebulaDrainTimeout: give a duration from 1ms to 3600s";
     }
@@ -134,7 +149,7 @@ static const char *set_ping(cmd_parms *cmd, void *dc, const char *arg)
         c->ping = 0;
         return NULL;
     }
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS
+    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS
         || t < apr_time_from_msec(100) || t > apr_time_from_sec(3600)) {
         return "NebulaStreamPing: give off or a duration from 100ms to 3600s";
     }
@@ -224,7 +239,7 @@ static const char *set_duration(cmd_parms *cmd, apr_interval_time_t *slot,
 {
     apr_interval_time_t t;
 
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0) {
+    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0) {
         return apr_psprintf(cmd->pool, "%s: give a positive duration (e.g. 30, 30s, "
                             "500ms)", cmd->cmd->name);
     }
