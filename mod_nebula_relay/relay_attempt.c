@@ -101,7 +101,9 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     ctx->req.upstream_model = relay_channel_map_model(r, ch, ctx->req.model);
     relay_openai_outbound(ctx, ch, key, ctx->req.upstream_model, &out);
     {
+        const relay_dir_conf_t *dc = relay_config_dir(r);
         relay_exchange_t x = {out.url, attempt_timeout(ctx, ch), "POST", ch->proxy,
+                              dc->first_byte == RELAY_UNSET ? 0 : dc->first_byte,
                               out.headers, out.body, out.len};
         rc = relay_upstream_exchange(r, &x, &up, &status, &headers);
     }

@@ -36,6 +36,7 @@ void *relay_config_create_dir(apr_pool_t *p, char *dir)
     c->disconnect = RELAY_UNSET;
     c->drain_timeout = RELAY_UNSET;
     c->ping = RELAY_UNSET;
+    c->first_byte = RELAY_UNSET;
     return c;
 }
 
@@ -52,6 +53,7 @@ void *relay_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->disconnect = GET(add, base, disconnect);
     c->drain_timeout = GET(add, base, drain_timeout);
     c->ping = GET(add, base, ping);
+    c->first_byte = GET(add, base, first_byte);
     return c;
 }
 
@@ -137,6 +139,19 @@ static const char *set_drain_timeout(cmd_parms *cmd, void *dc, const char *arg)
         return "NebulaDrainTimeout: give a duration from 1ms to 3600s";
     }
     c->drain_timeout = t;
+    return NULL;
+}
+
+static const char *set_first_byte(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_dir_conf_t *c = dc;
+    apr_interval_time_t t;
+
+    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0
+        || t > apr_time_from_sec(86400)) {
+        return "NebulaFirstByteTimeout: give a duration from 1ms to 86400s";
+    }
+    c->first_byte = t;
     return NULL;
 }
 
@@ -381,6 +396,9 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_TAKE1("NebulaStreamDisconnect", set_disconnect, NULL, OR_OPTIONS,
                   "When a streaming client goes away: drain (bill the upstream's real "
                   "usage, default) or stop (bill what was delivered)"),
+    AP_INIT_TAKE1("NebulaFirstByteTimeout", set_first_byte, NULL, OR_OPTIONS,
+                  "How long an upstream may take to start answering (default: "
+                  "NebulaUpstreamTimeout)"),
     AP_INIT_TAKE1("NebulaStreamPing", set_ping, NULL, OR_OPTIONS,
                   "Send ': PING' to a streaming client after this much upstream "
                   "silence (default off)"),

@@ -157,7 +157,7 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
         relay_exchange_t x = {apr_pstrcat(r->pool, dc->passthrough, r->uri, r->args ? "?" : "",
                                           r->args ? r->args : "", NULL),
                               dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT : dc->timeout,
-                              r->method, NULL, forward_headers(r), body, len};
+                              r->method, NULL, 0, forward_headers(r), body, len};
         rc = relay_upstream_exchange(r, &x, &up, &status, &rh);
     }
     if (rc == HTTP_GATEWAY_TIME_OUT) {

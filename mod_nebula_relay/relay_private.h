@@ -30,6 +30,7 @@ typedef struct {
     int disconnect;                /**< NebulaStreamDisconnect drain|stop */
     apr_interval_time_t drain_timeout; /**< NebulaDrainTimeout */
     apr_interval_time_t ping;      /**< NebulaStreamPing; 0 off */
+    apr_interval_time_t first_byte; /**< NebulaFirstByteTimeout; 0: as NebulaUpstreamTimeout */
 } relay_dir_conf_t;
 
 #define RELAY_DISCONNECT_DRAIN 0
@@ -155,6 +156,7 @@ typedef struct {
     apr_interval_time_t timeout;
     const char *method;
     const char *proxy;          /**< forward proxy URL, or NULL */
+    apr_interval_time_t first_byte; /**< for the response head; 0: @a timeout */
     apr_table_t *headers;       /**< end-to-end headers only */
     const char *body;
     apr_size_t len;

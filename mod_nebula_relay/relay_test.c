@@ -66,8 +66,8 @@ static int run(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t 
     ctx->req.upstream_model = relay_channel_map_model(ctx->r, ch, ctx->req.model);
     relay_openai_outbound(ctx, ch, key, ctx->req.upstream_model, &ob);
     {
-        relay_exchange_t x = {ob.url, apr_time_from_sec(30), "POST", ch->proxy, ob.headers,
-                              ob.body, ob.len};
+        relay_exchange_t x = {ob.url, apr_time_from_sec(30), "POST", ch->proxy, 0,
+                              ob.headers, ob.body, ob.len};
         rc = relay_upstream_exchange(ctx->r, &x, &up, &status, &headers);
     }
     if (rc != OK) {

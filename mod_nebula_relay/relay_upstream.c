@@ -352,7 +352,12 @@ int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x, relay_ups
         }
         reused = up->reused;
         rc = relay_upstream_send(up, x->method, NULL, x->headers, x->body, x->len);
+        if (rc == OK && x->first_byte > 0) {
+            /* the answer's head may take this long; the body, x->timeout */
+            apr_socket_timeout_set(up->backend->sock, x->first_byte);
+        }
         if (rc == OK && (rc = relay_upstream_read_head(up, status, headers)) == OK) {
+            apr_socket_timeout_set(up->backend->sock, x->timeout);
             *pup = up;
             return OK;
         }
