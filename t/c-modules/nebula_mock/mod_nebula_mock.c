@@ -67,7 +67,8 @@
  *   tag=X               [A-Za-z0-9_.:-]{1,63}; echoed as X-Mock-Tag,
  *                       X-Mock-Served-By, and in the record
  *
- * AUTH  OpenAI "Authorization: Bearer K"; Anthropic x-api-key and
+ * AUTH  OpenAI "Authorization: Bearer K" (Azure, under /openai/deployments/:
+ *       api-key: K and ?api-version= required); Anthropic x-api-key and
  *   anthropic-version (the key may also come as a Bearer token, as newer
  *   Anthropic SDKs send it); Gemini x-goog-api-key or ?key=. Missing key: 401.
  *   K starting with "bad": 401 (Gemini itself answers 400 API_KEY_INVALID;
@@ -213,6 +214,7 @@ typedef struct {
     const char *gmodel;  /* Gemini model from the path; /v1/models/{id} */
     int gemini_stream;   /* :streamGenerateContent */
     int gemini_sse;      /* ... with alt=sse */
+    int azure;           /* /openai/deployments/{d}/...?api-version=: Azure OpenAI */
     char *body;
     apr_size_t body_len;
     int body_too_large;
@@ -1829,6 +1831,12 @@ static void mock_route_resolve(mock_req_t *m)
     if (mock_route_gemini(m, path)) {
         return;
     }
+    /* Azure OpenAI: /openai/deployments/{deployment}/chat/completions etc.
+     * answer like OpenAI's /v1/... (the deployment names the model) */
+    if (!strncmp(path, "/openai/deployments/", 20) && strchr(path + 20, '/')) {
+        m->azure = 1;
+        path = apr_pstrcat(m->r->pool, "/v1", strchr(path + 20, '/'), NULL);
+    }
     for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         if (!strcmp(path, table[i].path)) {
             m->route = table[i].route;
@@ -2109,6 +2117,17 @@ static int mock_check_auth(mock_req_t *m, mock_err_t *e)
         }
         return mock_auth_key(m, key, e);
     default:
+        if (m->azure) {
+            /* Azure: the key in api-key, and api-version is required */
+            if (mock_auth_key(m, mock_header(m, "api-key"), e)) {
+                return 1;
+            }
+            if (!mock_query_arg(m, "api-version")) {
+                mock_err_set(e, HTTP_NOT_FOUND, "Resource not found", NULL, NULL);
+                return 1;
+            }
+            return 0;
+        }
         return mock_auth_key(m, mock_bearer(m), e);
     }
 }
