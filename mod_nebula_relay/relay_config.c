@@ -1,6 +1,7 @@
 /* relay_config.c: mod_nebula_relay's directives and their per-directory
  * create/merge. Every setter validates its argument and names the directive
  * in its error. */
+#include <errno.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_uri.h>
@@ -9,19 +10,55 @@
 
 #define GET(add, base, f) (((add)->f == RELAY_UNSET) ? (base)->f : (add)->f)
 
-/* A duration as httpd writes them (500ms, 30, 30s, 2h), also accepting
- * "m" and "min" for minutes, which httpd spells "mi". */
-static apr_status_t parse_duration(apr_pool_t *p, const char *arg, apr_interval_time_t *t)
+/* The one duration syntax of every relay directive: a whole number with an
+ * optional unit ms, s (the default), m / mi / min, or h, within [min, max]. */
+int relay_config_duration(const char *arg, apr_interval_time_t min, apr_interval_time_t max,
+                          apr_interval_time_t *out)
 {
-    apr_size_t n = strlen(arg);
+    char *unit;
+    apr_int64_t n;
+    apr_interval_time_t t;
 
-    if (n > 3 && !strcasecmp(arg + n - 3, "min")) {
-        arg = apr_pstrcat(p, apr_pstrndup(p, arg, n - 3), "mi", NULL);
+    if (!apr_isdigit(*arg)) {
+        return 0;
     }
-    else if (n > 1 && (arg[n - 1] == 'm' || arg[n - 1] == 'M') && apr_isdigit(arg[n - 2])) {
-        arg = apr_pstrcat(p, arg, "i", NULL);
+    errno = 0;
+    n = apr_strtoi64(arg, &unit, 10);
+    if (errno || n > APR_INT64_C(1000000000)) {
+        return 0;
     }
-    return ap_timeout_parameter_parse(arg, t, "s");
+    if (!*unit || !strcasecmp(unit, "s")) {
+        t = apr_time_from_sec(n);
+    }
+    else if (!strcasecmp(unit, "ms")) {
+        t = n * 1000;
+    }
+    else if (!strcasecmp(unit, "m") || !strcasecmp(unit, "mi") || !strcasecmp(unit, "min")) {
+        t = apr_time_from_sec(n * 60);
+    }
+    else if (!strcasecmp(unit, "h")) {
+        t = apr_time_from_sec(n * 3600);
+    }
+    else {
+        return 0;
+    }
+    if (t < min || t > max) {
+        return 0;
+    }
+    *out = t;
+    return 1;
+}
+
+/* A per-directory duration directive: @a slot within [min, max]. */
+static const char *dir_duration(cmd_parms *cmd, apr_interval_time_t *slot, const char *arg,
+                                apr_interval_time_t min, apr_interval_time_t max)
+{
+    if (!relay_config_duration(arg, min, max, slot)) {
+        return apr_psprintf(cmd->pool, "%s: give a duration from %" APR_TIME_T_FMT "ms to %"
+                            APR_TIME_T_FMT "s (e.g. 300, 30s, 500ms, 5m)", cmd->cmd->name,
+                            apr_time_as_msec(min), apr_time_sec(max));
+    }
+    return NULL;
 }
 
 void *relay_config_create_dir(apr_pool_t *p, char *dir)
@@ -101,16 +138,8 @@ static const char *set_max_body(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_timeout(cmd_parms *cmd, void *dc, const char *arg)
 {
-    relay_dir_conf_t *c = dc;
-    apr_interval_time_t t;
-
-    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0
-        || t > apr_time_from_sec(86400)) {
-        return "NebulaUpstreamTimeout: give a duration from 1ms to 86400s "
-               "(e.g. 300, 30s, 500ms)";
-    }
-    c->timeout = t;
-    return NULL;
+    return dir_duration(cmd, &((relay_dir_conf_t *)dc)->timeout, arg, apr_time_from_msec(1),
+                        apr_time_from_sec(86400));
 }
 
 static const char *set_disconnect(cmd_parms *cmd, void *dc, const char *arg)
@@ -131,45 +160,25 @@ static const char *set_disconnect(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_drain_timeout(cmd_parms *cmd, void *dc, const char *arg)
 {
-    relay_dir_conf_t *c = dc;
-    apr_interval_time_t t;
-
-    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0
-        || t > apr_time_from_sec(3600)) {
-        return "NebulaDrainTimeout: give a duration from 1ms to 3600s";
-    }
-    c->drain_timeout = t;
-    return NULL;
+    return dir_duration(cmd, &((relay_dir_conf_t *)dc)->drain_timeout, arg,
+                        apr_time_from_msec(1), apr_time_from_sec(3600));
 }
 
 static const char *set_first_byte(cmd_parms *cmd, void *dc, const char *arg)
 {
-    relay_dir_conf_t *c = dc;
-    apr_interval_time_t t;
-
-    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0
-        || t > apr_time_from_sec(86400)) {
-        return "NebulaFirstByteTimeout: give a duration from 1ms to 86400s";
-    }
-    c->first_byte = t;
-    return NULL;
+    return dir_duration(cmd, &((relay_dir_conf_t *)dc)->first_byte, arg,
+                        apr_time_from_msec(1), apr_time_from_sec(86400));
 }
 
 static const char *set_ping(cmd_parms *cmd, void *dc, const char *arg)
 {
     relay_dir_conf_t *c = dc;
-    apr_interval_time_t t;
 
     if (!strcasecmp(arg, "off")) {
         c->ping = 0;
         return NULL;
     }
-    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS
-        || t < apr_time_from_msec(100) || t > apr_time_from_sec(3600)) {
-        return "NebulaStreamPing: give off or a duration from 100ms to 3600s";
-    }
-    c->ping = t;
-    return NULL;
+    return dir_duration(cmd, &c->ping, arg, apr_time_from_msec(100), apr_time_from_sec(3600));
 }
 
 /* ---- per-server ------------------------------------------------------ */
@@ -252,14 +261,7 @@ static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
 static const char *set_duration(cmd_parms *cmd, apr_interval_time_t *slot,
                                 const char *arg)
 {
-    apr_interval_time_t t;
-
-    if (parse_duration(cmd->pool, arg, &t) != APR_SUCCESS || t <= 0) {
-        return apr_psprintf(cmd->pool, "%s: give a positive duration (e.g. 30, 30s, "
-                            "500ms)", cmd->cmd->name);
-    }
-    *slot = t;
-    return NULL;
+    return dir_duration(cmd, slot, arg, apr_time_from_msec(1), apr_time_from_sec(7 * 86400));
 }
 
 static const char *set_session_ttl(cmd_parms *cmd, void *dc, const char *arg)

@@ -61,46 +61,6 @@ static int health_parse_int(const char *arg, apr_int64_t min, apr_int64_t max, i
     return 1;
 }
 
-/* A duration: a whole number with an optional unit ms, s (the default), m or
- * min or mi, h; 0 when @a arg is not one or lies outside [min, max]. */
-static int health_parse_duration(const char *arg, apr_interval_time_t min,
-                                 apr_interval_time_t max, apr_interval_time_t *out)
-{
-    char *unit;
-    apr_int64_t n;
-    apr_interval_time_t t;
-
-    if (!apr_isdigit(*arg)) {
-        return 0;
-    }
-    errno = 0;
-    n = apr_strtoi64(arg, &unit, 10);
-    if (errno || n > APR_INT64_C(1000000000)) {
-        return 0;
-    }
-    if (!*unit || !strcasecmp(unit, "s")) {
-        t = apr_time_from_sec(n);
-    }
-    else if (!strcasecmp(unit, "ms")) {
-        t = n * 1000;
-    }
-    else if (!strcasecmp(unit, "m") || !strcasecmp(unit, "mi") ||
-             !strcasecmp(unit, "min")) {
-        t = apr_time_from_sec(n * 60);
-    }
-    else if (!strcasecmp(unit, "h")) {
-        t = apr_time_from_sec(n * 3600);
-    }
-    else {
-        return 0;
-    }
-    if (t < min || t > max) {
-        return 0;
-    }
-    *out = t;
-    return 1;
-}
-
 const char *relay_health_set_breaker(cmd_parms *cmd, void *dc, const char *threshold,
                                      const char *cooldown)
 {
@@ -116,7 +76,7 @@ const char *relay_health_set_breaker(cmd_parms *cmd, void *dc, const char *thres
         return "NebulaBreaker: the threshold must be a number of consecutive failures "
                "from 1 to 100000 (0 turns the breaker off)";
     }
-    if (!health_parse_duration(cooldown, apr_time_from_msec(100),
+    if (!relay_config_duration(cooldown, apr_time_from_msec(100),
                                apr_time_from_sec(86400), &t)) {
         return "NebulaBreaker: the cool-down must be a duration from 100ms to 24h "
                "(e.g. 30, 30s, 2m, 500ms)";
@@ -141,7 +101,7 @@ const char *relay_health_set_autodisable(cmd_parms *cmd, void *dc, const char *c
         return "NebulaAutoDisable: the count must be a number of definitive errors "
                "from 1 to 100 (0 never disables)";
     }
-    if (!health_parse_duration(window, apr_time_from_sec(1), apr_time_from_sec(7 * 86400),
+    if (!relay_config_duration(window, apr_time_from_sec(1), apr_time_from_sec(7 * 86400),
                                &t)) {
         return "NebulaAutoDisable: the window must be a duration from 1s to 168h "
                "(e.g. 300, 5m, 1h)";

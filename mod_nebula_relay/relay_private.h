@@ -72,6 +72,10 @@ typedef struct {
 #define RELAY_KEYRING_VERSION      1
 
 /* relay_config.c */
+/** Parse a directive's duration (ms, s (default), m/mi/min, h) within
+ *  [@a min, @a max]; 1 on success. */
+int relay_config_duration(const char *arg, apr_interval_time_t min, apr_interval_time_t max,
+                          apr_interval_time_t *out);
 /** Whether an upstream answer with @a status may be retried elsewhere. */
 int relay_config_retry_status(const relay_srv_conf_t *c, int status);
 void *relay_config_create_dir(apr_pool_t *p, char *dir);
