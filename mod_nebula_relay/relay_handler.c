@@ -9,6 +9,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <util_filter.h>
+#include <mod_proxy.h>
 #include "relay_private.h"
 #include "nebula_ap.h"
 
@@ -115,7 +116,11 @@ static int stream_body(request_rec *r, relay_upstream_t *up)
                           "NEB01005: upstream broke off the response");
             relay_upstream_close(up, 1);
             apr_brigade_cleanup(bb);
-            ap_die(HTTP_BAD_GATEWAY, r); /* headers sent: closes the connection */
+            /* headers are sent: an error bucket makes the core end the
+             * response unfinished (no last chunk) and close the connection,
+             * as mod_proxy_http does; ap_die() would append an error page */
+            ap_proxy_backend_broke(r, bb);
+            ap_pass_brigade(r->output_filters, bb);
             return DONE;
         }
         if (rv == APR_EOF) {
