@@ -74,4 +74,12 @@ void nebula_ap_db_register_hooks(void);
 /** The state nebula_ap_db_ensure() left for this process. */
 nebula_ap_db_state_e nebula_ap_db_state(server_rec *s);
 
+/**
+ * Parse a directive's duration: a whole number with an optional unit ms,
+ * s (the default), m / mi / min, or h, within [@a min, @a max].
+ * @return 1 and *@a out set, or 0 when @a arg is not such a duration
+ */
+int nebula_ap_duration(const char *arg, apr_interval_time_t min, apr_interval_time_t max,
+                       apr_interval_time_t *out);
+
 #endif /* NEBULA_AP_H */

@@ -8,17 +8,6 @@
 #include <http_request.h>
 #include "relay_admin.h"
 
-#define ROUTE_PUBLIC   0x1 /* no credentials (login) */
-#define ROUTE_ANY_ROLE 0x2 /* any signed-in user, whatever its role */
-
-typedef struct {
-    const char *method;
-    const char *pattern; /* segments; {id} a positive integer, {name} a group
-                            name, {uuid} a request-log id */
-    admin_handler_fn *fn;
-    int flags;
-} admin_route_t;
-
 static const admin_route_t routes[] = {
     {"POST", "/api/auth/login", admin_auth_login, ROUTE_PUBLIC},
     {"POST", "/api/auth/logout", admin_auth_logout, ROUTE_ANY_ROLE},
@@ -58,6 +47,10 @@ static const admin_route_t routes[] = {
     {"GET", "/api/logs/{uuid}", admin_logs_get, 0},
     {"GET", "/api/stats/usage", admin_stats_usage, 0},
     {NULL, NULL, NULL, 0}};
+
+/* every route table, searched in order: the core's, then each area's */
+static const admin_route_t *const tables[] = {routes, admin_billing_routes,
+                                              admin_plans_routes, admin_caps_routes, NULL};
 
 /* A positive decimal id without sign or leading zero, below 2^63. */
 static int parse_id(const char *s, apr_size_t n, apr_int64_t *out)
@@ -132,18 +125,20 @@ static int path_match(admin_req_t *a, const char *pattern, const char *uri)
 static const admin_route_t *route_find(admin_req_t *a, const char **allow)
 {
     const char *method = a->r->header_only ? "GET" : a->r->method;
-    const admin_route_t *found = NULL;
-    int i;
+    const admin_route_t *found = NULL, *rt;
+    int t;
 
     *allow = NULL;
-    for (i = 0; routes[i].method; ++i) {
-        if (!path_match(a, routes[i].pattern, a->r->uri)) {
-            continue;
-        }
-        *allow = *allow ? apr_pstrcat(a->r->pool, *allow, ", ", routes[i].method, NULL)
-                        : routes[i].method;
-        if (found == NULL && strcmp(routes[i].method, method) == 0) {
-            found = &routes[i];
+    for (t = 0; tables[t]; ++t) {
+        for (rt = tables[t]; rt->method; ++rt) {
+            if (!path_match(a, rt->pattern, a->r->uri)) {
+                continue;
+            }
+            *allow = *allow ? apr_pstrcat(a->r->pool, *allow, ", ", rt->method, NULL)
+                            : rt->method;
+            if (found == NULL && strcmp(rt->method, method) == 0) {
+                found = rt;
+            }
         }
     }
     if (found) { /* fill the parameters of the route that matched */

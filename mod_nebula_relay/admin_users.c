@@ -8,12 +8,21 @@
  *
  * Who may change whom: root anyone; an admin itself and users of role
  * 'user', and may give no role but 'user'. Nobody changes their own role or
- * status or deletes themselves (no accidental lock-out). */
+ * status or deletes themselves (no accidental lock-out).
+ *
+ * A user's quota is its wallet: the balance of its account (owner_kind
+ * user) in mod_nebula_billing's ledger. Reading shows that balance; setting
+ * it posts an adjustment to the new balance through nebula_billing_post()
+ * (the users.quota column is no longer written). org_id makes the user pay
+ * from an organisation's wallet instead. */
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <http_protocol.h>
 #include "relay_admin.h"
+#include "admin_billing.h"
 #include "nebula_crypto.h"
+#include "nebula_id.h"
+#include "nebula_ledger.h"
 
 static const admin_col_t user_cols[] = {
     {"id", NULL, ADMIN_COL_INT},
@@ -22,7 +31,12 @@ static const admin_col_t user_cols[] = {
     {"role", NULL, ADMIN_COL_STR},
     {"user_group", NULL, ADMIN_COL_STR},
     {"status", NULL, ADMIN_COL_STR},
-    {"quota", NULL, ADMIN_COL_INT},
+    {"org_id", NULL, ADMIN_COL_NINT},
+    /* the wallet's balance; a wallet never used has no row yet */
+    {"quota",
+     "COALESCE((SELECT wa.balance FROM accounts wa WHERE wa.owner_kind = 'user' AND "
+     "wa.owner_id = users.id), 0)",
+     ADMIN_COL_INT},
     {"used_quota", NULL, ADMIN_COL_INT},
     {"request_count", NULL, ADMIN_COL_INT},
     {"has_password", "CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END", ADMIN_COL_BOOL},
@@ -201,15 +215,68 @@ int admin_users_list(admin_req_t *a)
 
 typedef struct {
     const char *username, *password, *role, *group, *display_name, *status;
-    apr_int64_t quota;
+    apr_int64_t quota;  /* PATCH: -1 when not given */
+    apr_int64_t org_id; /* when st_org is ADMIN_SET; ADMIN_NULL: leave the org */
+    int st_org;
 } user_input_t;
+
+/* Set user @a id's wallet to @a quota: an adjustment to that balance, keyed
+ * "user-quota:<id>:<uuid>" (each request is a new setting). A quota equal
+ * to the balance posts nothing, so that a form sending every field leaves
+ * no empty rows in the ledger. 1, or 0 when an error was sent. */
+static int set_quota(admin_req_t *a, apr_int64_t id, apr_int64_t quota)
+{
+    const char *args[1] = {admin_i64(a, id)};
+    nebula_posting_result_t out;
+    nebula_dbd_rows_t rows;
+    nebula_posting_t p;
+    int rc;
+
+    if (admin_db_select(a,
+                        "SELECT balance FROM accounts WHERE owner_kind = 'user' AND "
+                        "owner_id = %lld",
+                        1, args, &rows) != APR_SUCCESS) {
+        admin_db_fail(a, "read a wallet");
+        return 0;
+    }
+    if (quota == (rows.nrows == 1 ? nebula_ap_db_int(&rows, 0, 0) : 0)) {
+        return 1;
+    }
+    memset(&p, 0, sizeof(p));
+    p.owner_kind = "user";
+    p.owner_id = id;
+    p.kind = NEBULA_LEDGER_ADJUSTMENT;
+    p.amount = quota;
+    p.set_balance = 1;
+    /* the admin states the balance: holds in flight may take it below 0 */
+    p.allow_negative = 1;
+    p.idem_key = apr_psprintf(a->r->pool, "user-quota:%" APR_INT64_T_FMT ":%s", id,
+                              nebula_id_uuid7(a->r->pool));
+    p.actor = admin_billing_actor(a);
+    p.detail = admin_billing_detail(a, "quota set through the users API");
+    if ((rc = admin_billing_post(a, &p, &out)) < 0) {
+        return 0;
+    }
+    if (rc != NEBULA_BILLING_OK && rc != NEBULA_BILLING_DUPLICATE) {
+        admin_billing_post_error(a, rc);
+        return 0;
+    }
+    return 1;
+}
+
+/* The org_id member: null (no organisation) or an existing organisation. */
+static void read_org_id(admin_req_t *a, json_t *b, user_input_t *in)
+{
+    in->st_org = admin_field_int(a, b, "org_id", ADMIN_F_NULLABLE, 1, ADMIN_MAX_AMOUNT,
+                                 &in->org_id);
+}
 
 /* Read and check the fields of POST /api/users. */
 static void create_input(admin_req_t *a, json_t *b, user_input_t *in)
 {
     static const char *const fields[] = {"username",   "password", "role",
                                          "user_group", "quota",    "display_name",
-                                         "status",     NULL};
+                                         "status",     "org_id",   NULL};
 
     memset(in, 0, sizeof(*in));
     in->role = "user";
@@ -231,6 +298,7 @@ static void create_input(admin_req_t *a, json_t *b, user_input_t *in)
     admin_field_int(a, b, "quota", 0, 0, ADMIN_MAX_AMOUNT, &in->quota);
     admin_field_str(a, b, "display_name", 0, 255, &in->display_name);
     admin_field_enum(a, b, "status", 0, statuses, &in->status);
+    read_org_id(a, b, in);
     if (!a->err_status && strcmp(in->role, "user") && strcmp(a->who.role, "root")) {
         admin_fail(a, HTTP_FORBIDDEN, "forbidden", "role",
                    "only root may create users of role '%s'", in->role);
@@ -251,8 +319,14 @@ int admin_users_create(admin_req_t *a)
     if (!a->err_status && admin_db(a) == 0) {
         return OK;
     }
+    if (!a->err_status && in.quota > 0 && !admin_billing_available(a)) {
+        return OK; /* refused before anything is created */
+    }
     if (!a->err_status) {
         admin_groups_check_name(a, "user_group", in.group);
+    }
+    if (!a->err_status && in.st_org == ADMIN_SET) {
+        admin_orgs_check(a, "org_id", in.org_id);
     }
     if (!a->err_status && in.password) {
         admin_users_hash_password(a, "password", in.password, &hash);
@@ -261,11 +335,12 @@ int admin_users_create(admin_req_t *a)
         return admin_send_recorded(a);
     }
     args[0] = in.username, args[1] = in.display_name, args[2] = in.role;
-    args[3] = in.group, args[4] = in.status, args[5] = admin_i64(a, in.quota);
+    args[3] = in.group, args[4] = in.status;
+    args[5] = in.st_org == ADMIN_SET ? admin_i64(a, in.org_id) : NULL;
     args[6] = hash, args[7] = admin_i64(a, now), args[8] = args[7];
     if (admin_db_insert(a,
                         "INSERT INTO users (username, display_name, role, user_group, "
-                        "status, quota, password_hash, created_at, updated_at) VALUES "
+                        "status, org_id, password_hash, created_at, updated_at) VALUES "
                         "(%s, %s, %s, %s, %s, %lld, %s, %lld, %lld)",
                         9, args, &id) != APR_SUCCESS) {
         if (admin_db_conflict(a)) {
@@ -278,6 +353,13 @@ int admin_users_create(admin_req_t *a)
     admin_audit(a, "create-user",
                 apr_psprintf(a->r->pool, "%" APR_INT64_T_FMT " '%s' (%s)", id,
                              in.username, in.role));
+    if (in.quota > 0 && !set_quota(a, id, in.quota)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, a->r,
+                      "NEB01534: admin API: user %" APR_INT64_T_FMT
+                      " was created but its quota could not be set",
+                      id);
+        return OK; /* the error was sent */
+    }
     return admin_send_data(a, HTTP_CREATED, admin_users_json(a, id));
 }
 
@@ -301,7 +383,7 @@ int admin_users_get(admin_req_t *a)
 static int patch_input(admin_req_t *a, json_t *b, user_input_t *in)
 {
     static const char *const fields[] = {"username",     "role",   "user_group", "quota",
-                                         "display_name", "status", NULL};
+                                         "display_name", "status", "org_id",     NULL};
 
     memset(in, 0, sizeof(*in));
     in->quota = -1;
@@ -317,6 +399,7 @@ static int patch_input(admin_req_t *a, json_t *b, user_input_t *in)
     admin_field_int(a, b, "quota", 0, 0, ADMIN_MAX_AMOUNT, &in->quota);
     admin_field_str(a, b, "display_name", 0, 255, &in->display_name);
     admin_field_enum(a, b, "status", 0, statuses, &in->status);
+    read_org_id(a, b, in);
     if (!a->err_status && json_object_size(b) == 0) {
         admin_invalid(a, NULL, "give at least one field to change");
     }
@@ -347,6 +430,9 @@ static void patch_rules(admin_req_t *a, const user_input_t *in, const char *cur)
     if (!a->err_status && in->username) {
         username_free(a, in->username, a->id[0]);
     }
+    if (!a->err_status && in->st_org == ADMIN_SET) {
+        admin_orgs_check(a, "org_id", in->org_id);
+    }
 }
 
 int admin_users_patch(admin_req_t *a)
@@ -366,6 +452,10 @@ int admin_users_patch(admin_req_t *a)
     if (a->err_status) {
         return admin_send_recorded(a);
     }
+    /* the quota first: it is the one change that can be refused now */
+    if (in.quota >= 0 && !set_quota(a, a->id[0], in.quota)) {
+        return OK;
+    }
     admin_sql_init(&q, a->r->pool, "");
     admin_sql_arg(&q, "UPDATE users SET updated_at = %lld", admin_i64(a, admin_now_ms()));
     if (in.username) {
@@ -377,8 +467,11 @@ int admin_users_patch(admin_req_t *a)
     if (in.group) {
         admin_sql_arg(&q, ", user_group = %s", in.group);
     }
-    if (in.quota >= 0) {
-        admin_sql_arg(&q, ", quota = %lld", admin_i64(a, in.quota));
+    if (in.st_org == ADMIN_SET) {
+        admin_sql_arg(&q, ", org_id = %lld", admin_i64(a, in.org_id));
+    }
+    else if (in.st_org == ADMIN_NULL) {
+        admin_sql_add(&q, ", org_id = NULL");
     }
     if (in.display_name) {
         admin_sql_arg(&q, ", display_name = %s", in.display_name);

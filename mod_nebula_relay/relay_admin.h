@@ -85,6 +85,27 @@ struct admin_req_t {
 };
 
 /* ---- admin_route.c ----------------------------------------------------- */
+#define ROUTE_PUBLIC   0x1 /**< no credentials (login) */
+#define ROUTE_ANY_ROLE 0x2 /**< any signed-in user, whatever its role */
+
+/** One route: a method, a pattern of segments ({id} a positive integer,
+ *  {name} a group name, {uuid} a request-log id) and its handler. */
+typedef struct {
+    const char *method;
+    const char *pattern;
+    admin_handler_fn *fn;
+    int flags;
+} admin_route_t;
+
+/** Route tables of the areas kept in their own files, each ended by a
+ *  NULL method: billing (prices, organisations, accounts, ledger,
+ *  self-service; admin_billing.c) and plans (plans, subscriptions,
+ *  scheduler; admin_plans.c). */
+extern const admin_route_t admin_billing_routes[];
+extern const admin_route_t admin_plans_routes[];
+/** Usage caps (admin_caps.c). */
+extern const admin_route_t admin_caps_routes[];
+
 /** The "nebula-admin" handler (NebulaAdmin On). */
 int relay_admin_handler(request_rec *r);
 

@@ -233,11 +233,6 @@ int relay_attempts_run(relay_ctx_t *ctx)
 {
     APR_OPTIONAL_FN_TYPE(nebula_billing_reserve) *reserve =
         APR_RETRIEVE_OPTIONAL_FN(nebula_billing_reserve);
-    APR_OPTIONAL_FN_TYPE(nebula_billing_settle) *settle =
-        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_settle);
-    APR_OPTIONAL_FN_TYPE(nebula_billing_release) *release =
-        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_release);
-    nebula_reservation_t *res = NULL;
     int rc;
 
     if ((ctx->snap = relay_channel_snapshot(ctx->r)) == NULL) {
@@ -246,22 +241,51 @@ int relay_attempts_run(relay_ctx_t *ctx)
                                "database_unavailable", NULL,
                                "The gateway cannot read its channels right now.");
     }
-    if (reserve && (rc = reserve(ctx->r, &ctx->req, &res)) != NEBULA_BILLING_OK) {
-        ctx->end_reason = "insufficient_quota";
-        return rc == NEBULA_BILLING_INSUFFICIENT
-                   ? nebula_ap_error(ctx->r, HTTP_TOO_MANY_REQUESTS, "insufficient_quota",
-                                     "insufficient_quota", NULL,
-                                     "You exceeded your current quota.")
-                   : nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
-                                     "billing_unavailable", NULL,
-                                     "Billing is unavailable right now.");
+    if (reserve && (rc = reserve(ctx->r, &ctx->req, &ctx->res)) != NEBULA_BILLING_OK) {
+        switch (rc) {
+        case NEBULA_BILLING_INSUFFICIENT:
+            ctx->end_reason = "insufficient_quota";
+            ctx->error = apr_table_get(ctx->r->notes, NEBULA_BILLING_NOTE_REFUSAL);
+            return nebula_ap_error(ctx->r, HTTP_TOO_MANY_REQUESTS, "insufficient_quota",
+                                   "insufficient_quota", NULL,
+                                   "You exceeded your current quota, please check your plan "
+                                   "and billing details (%s).",
+                                   ctx->error ? ctx->error : "no balance left");
+        case NEBULA_BILLING_UNPRICED:
+            ctx->end_reason = "unpriced_model";
+            return nebula_ap_error(ctx->r, HTTP_BAD_REQUEST, "invalid_request_error",
+                                   "model_price_error", "model",
+                                   "The model '%s' has no price set; ask the operator to "
+                                   "price it.", ctx->req.model);
+        default:
+            ctx->end_reason = "billing_unavailable";
+            apr_table_setn(ctx->r->err_headers_out, "Retry-After", "1");
+            return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                                   "billing_unavailable", NULL,
+                                   "Billing is unavailable right now; retry shortly.");
+        }
     }
-    rc = attempts_loop(ctx);
-    if (res && ctx->first_byte && settle) {
-        settle(ctx->r, res, &ctx->usage);
+    return attempts_loop(ctx);
+}
+
+int relay_attempt_extend(relay_ctx_t *ctx)
+{
+    APR_OPTIONAL_FN_TYPE(nebula_billing_extend) *extend =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_extend);
+    nebula_usage_t so_far;
+
+    if (ctx->res == NULL || extend == NULL) {
+        return 0;
     }
-    else if (res && release) {
-        release(ctx->r, res);
-    }
-    return rc;
+    /* the upstream reports usage only at the end: count what was delivered
+     * (about 3 bytes a token: on the generous side, so the hold grows
+     * before it is needed) */
+    so_far.prompt_tokens = ctx->req.prompt_tokens_estimate;
+    so_far.completion_tokens = (apr_int64_t)(ctx->text_len / 3);
+    so_far.cached_tokens = 0;
+    so_far.cache_write_tokens = 0;
+    so_far.total_tokens = so_far.prompt_tokens + so_far.completion_tokens;
+    so_far.prompt_excludes_cache = 1;
+    so_far.estimated = 1;
+    return extend(ctx->r, ctx->res, &so_far) == NEBULA_BILLING_INSUFFICIENT;
 }

@@ -7,53 +7,15 @@
 #include <apr_uri.h>
 #include "relay_private.h"
 #include "relay_health.h"
+#include "nebula_ap.h"
 
 #define GET(add, base, f) (((add)->f == RELAY_UNSET) ? (base)->f : (add)->f)
-
-/* The one duration syntax of every relay directive: a whole number with an
- * optional unit ms, s (the default), m / mi / min, or h, within [min, max]. */
-int relay_config_duration(const char *arg, apr_interval_time_t min, apr_interval_time_t max,
-                          apr_interval_time_t *out)
-{
-    char *unit;
-    apr_int64_t n;
-    apr_interval_time_t t;
-
-    if (!apr_isdigit(*arg)) {
-        return 0;
-    }
-    errno = 0;
-    n = apr_strtoi64(arg, &unit, 10);
-    if (errno || n > APR_INT64_C(1000000000)) {
-        return 0;
-    }
-    if (!*unit || !strcasecmp(unit, "s")) {
-        t = apr_time_from_sec(n);
-    }
-    else if (!strcasecmp(unit, "ms")) {
-        t = n * 1000;
-    }
-    else if (!strcasecmp(unit, "m") || !strcasecmp(unit, "mi") || !strcasecmp(unit, "min")) {
-        t = apr_time_from_sec(n * 60);
-    }
-    else if (!strcasecmp(unit, "h")) {
-        t = apr_time_from_sec(n * 3600);
-    }
-    else {
-        return 0;
-    }
-    if (t < min || t > max) {
-        return 0;
-    }
-    *out = t;
-    return 1;
-}
 
 /* A per-directory duration directive: @a slot within [min, max]. */
 static const char *dir_duration(cmd_parms *cmd, apr_interval_time_t *slot, const char *arg,
                                 apr_interval_time_t min, apr_interval_time_t max)
 {
-    if (!relay_config_duration(arg, min, max, slot)) {
+    if (!nebula_ap_duration(arg, min, max, slot)) {
         return apr_psprintf(cmd->pool, "%s: give a duration from %" APR_TIME_T_FMT "ms to %"
                             APR_TIME_T_FMT "s (e.g. 300, 30s, 500ms, 5m)", cmd->cmd->name,
                             apr_time_as_msec(min), apr_time_sec(max));

@@ -31,6 +31,7 @@ static relay_ctx_t *ctx_create(request_rec *r, const relay_route_t *route)
     ctx->req.client_ip = r->useragent_ip;
     ctx->req.received = r->request_time;
     ctx->req.max_output_tokens = -1;
+    ctx->req.calls = 1;
     ctx->end_reason = "refused";
     apr_table_setn(r->err_headers_out, "X-Request-Id", ctx->req.request_id);
     apr_table_setn(r->subprocess_env, "NEBULA_REQUEST_ID", ctx->req.request_id);
@@ -63,6 +64,8 @@ static int read_json(relay_ctx_t *ctx)
                    : nebula_ap_error(r, rc, "invalid_request_error", NULL, NULL,
                                      "Could not read the request body.");
     }
+    ctx->raw_body = body;
+    ctx->raw_len = len;
     ctx->body = nebula_json_parse(r->pool, body, len, NEBULA_JSON_CONTAINER_ONLY, &err);
     if (ctx->body == NULL || !json_is_object(ctx->body)) {
         return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_json",
@@ -109,6 +112,24 @@ static int read_params(relay_ctx_t *ctx)
                                ctx->req.model);
     }
     return OK;
+}
+
+/* The client's Idempotency-Key: billing replays a stored outcome (or
+ * refuses a conflicting reuse) and answers; OK to go on. */
+static int idempotency(relay_ctx_t *ctx)
+{
+    APR_OPTIONAL_FN_TYPE(nebula_billing_idempotency) *idem =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_idempotency);
+    const char *key = apr_table_get(ctx->r->headers_in, "Idempotency-Key");
+    int rc;
+
+    if (key == NULL || idem == NULL) {
+        return OK;
+    }
+    if ((rc = idem(ctx->r, &ctx->req, key, ctx->raw_body, ctx->raw_len)) != OK) {
+        ctx->end_reason = ctx->r->status < 300 ? "replayed" : "refused";
+    }
+    return rc;
 }
 
 /* Governance: every hook may block, downgrade the model or reroute. */
@@ -167,8 +188,8 @@ int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg)
     if (route->upstream_path == NULL) {
         return relay_info_route(ctx, arg);
     }
-    if ((rc = read_json(ctx)) == OK && (rc = read_params(ctx)) == OK
-        && (rc = govern(ctx)) == OK) {
+    if ((rc = read_json(ctx)) == OK && (rc = idempotency(ctx)) == OK
+        && (rc = read_params(ctx)) == OK && (rc = govern(ctx)) == OK) {
         rc = relay_attempts_run(ctx);
     }
     if (ctx->status == 0) {

@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 #include <util_mutex.h>
 #include "relay_private.h"
+#include "nebula_ap.h"
 #include "relay_health.h"
 #include "nebula_breaker.h"
 
@@ -76,7 +77,7 @@ const char *relay_health_set_breaker(cmd_parms *cmd, void *dc, const char *thres
         return "NebulaBreaker: the threshold must be a number of consecutive failures "
                "from 1 to 100000 (0 turns the breaker off)";
     }
-    if (!relay_config_duration(cooldown, apr_time_from_msec(100),
+    if (!nebula_ap_duration(cooldown, apr_time_from_msec(100),
                                apr_time_from_sec(86400), &t)) {
         return "NebulaBreaker: the cool-down must be a duration from 100ms to 24h "
                "(e.g. 30, 30s, 2m, 500ms)";
@@ -101,7 +102,7 @@ const char *relay_health_set_autodisable(cmd_parms *cmd, void *dc, const char *c
         return "NebulaAutoDisable: the count must be a number of definitive errors "
                "from 1 to 100 (0 never disables)";
     }
-    if (!relay_config_duration(window, apr_time_from_sec(1), apr_time_from_sec(7 * 86400),
+    if (!nebula_ap_duration(window, apr_time_from_sec(1), apr_time_from_sec(7 * 86400),
                                &t)) {
         return "NebulaAutoDisable: the window must be a duration from 1s to 168h "
                "(e.g. 300, 5m, 1h)";

@@ -1,18 +1,15 @@
-/* relay_log.c: the end of every authenticated API request: one row in
- * request_logs (what the admin API's logs and stats read), the key's last
- * use, and the env vars mod_log_config, mod_headers and <If> can use. */
+/* relay_log.c: the end of every authenticated API request: billing's
+ * settlement (or release) of the hold together with the request_logs row
+ * (what the admin API's logs and stats read), the key's last use, and the
+ * env vars mod_log_config, mod_headers and <If> can use. */
 #include <apr_strings.h>
+#include <apr_optional.h>
 #include "relay_private.h"
 #include "nebula_ap_db.h"
+#include "nebula_ap_reqlog.h"
+#include "nebula_billing.h"
 
 #define I64(p, v) apr_psprintf((p), "%" APR_INT64_T_FMT, (apr_int64_t)(v))
-
-static const char *const insert_sql =
-    "INSERT INTO request_logs (id, created_at, key_id, user_id, model, upstream_model, "
-    "channel_id, attempts, prompt_tokens, completion_tokens, cached_tokens, cost, status, "
-    "latency_ms, ttfb_ms, is_stream, client_ip, error, end_reason, usage_estimated) "
-    "VALUES (%s, %lld, %lld, %lld, %s, %s, %lld, %lld, %lld, %lld, %lld, %lld, %lld, "
-    "%lld, %lld, %lld, %s, %s, %s, %lld)";
 
 static void set_env(relay_ctx_t *ctx)
 {
@@ -24,8 +21,26 @@ static void set_env(relay_ctx_t *ctx)
     }
     apr_table_setn(env, "NEBULA_PROMPT_TOKENS", I64(p, ctx->usage.prompt_tokens));
     apr_table_setn(env, "NEBULA_COMPLETION_TOKENS", I64(p, ctx->usage.completion_tokens));
-    apr_table_setn(env, "NEBULA_COST", "0");
+    apr_table_setn(env, "NEBULA_COST", I64(p, ctx->cost));
     apr_table_setn(env, "NEBULA_END", ctx->end_reason);
+}
+
+/* Settle (something reached the client) or release the hold; billing
+ * writes the request-log row in the same transaction. 1 when it did. */
+static int bill(relay_ctx_t *ctx, const nebula_reqlog_t *log)
+{
+    APR_OPTIONAL_FN_TYPE(nebula_billing_settle) *settle =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_settle);
+    APR_OPTIONAL_FN_TYPE(nebula_billing_release) *release =
+        APR_RETRIEVE_OPTIONAL_FN(nebula_billing_release);
+
+    if (ctx->res == NULL || settle == NULL || release == NULL) {
+        return 0;
+    }
+    if (ctx->first_byte) {
+        return settle(ctx->r, ctx->res, log, &ctx->cost) == NEBULA_BILLING_OK;
+    }
+    return release(ctx->r, ctx->res, log) == NEBULA_BILLING_OK;
 }
 
 void relay_log_request(relay_ctx_t *ctx)
@@ -33,36 +48,28 @@ void relay_log_request(relay_ctx_t *ctx)
     request_rec *r = ctx->r;
     apr_pool_t *p = r->pool;
     apr_time_t now = apr_time_now();
+    nebula_reqlog_t log;
     nebula_ap_db_t *db;
-    const char *args[20], *err = NULL;
+    const char *args[2], *err = NULL;
+    int logged;
 
-    set_env(ctx);
     relay_stats_request();
-    args[0] = ctx->req.request_id;
-    args[1] = I64(p, apr_time_as_msec(ctx->start));
-    args[2] = I64(p, ctx->key->id);
-    args[3] = I64(p, ctx->key->user_id);
-    args[4] = ctx->req.model ? ctx->req.model : "";
-    args[5] = ctx->req.upstream_model;
-    args[6] = ctx->channel ? I64(p, ctx->channel->id) : NULL;
-    args[7] = I64(p, ctx->attempts);
-    args[8] = I64(p, ctx->usage.prompt_tokens);
-    args[9] = I64(p, ctx->usage.completion_tokens);
-    args[10] = I64(p, ctx->usage.cached_tokens);
-    args[11] = "0";
-    args[12] = I64(p, ctx->status ? ctx->status : r->status);
-    args[13] = I64(p, apr_time_as_msec(now - ctx->start));
-    args[14] = I64(p, ctx->first_byte ? apr_time_as_msec(ctx->first_byte - ctx->start) : 0);
-    args[15] = ctx->req.stream ? "1" : "0";
-    args[16] = r->useragent_ip;
-    args[17] = ctx->error;
-    args[18] = ctx->end_reason;
-    args[19] = ctx->usage.estimated ? "1" : "0";
+    memset(&log, 0, sizeof(log));
+    log.req = &ctx->req;
+    log.channel_id = ctx->channel ? ctx->channel->id : 0;
+    log.attempts = ctx->attempts;
+    log.status = ctx->status ? ctx->status : r->status;
+    log.latency_ms = apr_time_as_msec(now - ctx->start);
+    log.ttfb_ms = ctx->first_byte ? apr_time_as_msec(ctx->first_byte - ctx->start) : 0;
+    log.error = ctx->error;
+    log.end_reason = ctx->end_reason;
+    log.usage = ctx->usage;
+    logged = bill(ctx, &log);
+    set_env(ctx);
     if ((db = nebula_ap_db_open(p, r->server)) == NULL) {
         return;
     }
-    if (nebula_ap_db_exec(db, "relay_log_insert", insert_sql, 20, args, NULL, &err)
-        != APR_SUCCESS) {
+    if (!logged && nebula_ap_reqlog_insert(db, p, &log, 0, 0, &err) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "NEB01060: cannot write the request log row %s: %s",
                       ctx->req.request_id, err);

@@ -102,9 +102,14 @@ static apr_status_t read_all(relay_ctx_t *ctx, relay_upstream_t *up, apr_size_t 
 
 int relay_openai_usage(relay_ctx_t *ctx, json_t *usage)
 {
-    if (!json_is_object(usage)) {
-        return 0;
+    if (!json_is_object(usage) || !json_is_integer(json_object_get(usage, "prompt_tokens"))
+        || !json_is_integer(json_object_get(usage, "completion_tokens"))) {
+        return 0; /* absent or malformed: the gateway counts itself */
     }
+    /* OpenAI counts cached tokens inside prompt_tokens; negative or absurd
+     * numbers are refused by billing, never credited */
+    ctx->usage.prompt_excludes_cache = 0;
+    ctx->usage.cache_write_tokens = 0;
     ctx->usage.prompt_tokens = json_integer_value(json_object_get(usage, "prompt_tokens"));
     ctx->usage.completion_tokens =
         json_integer_value(json_object_get(usage, "completion_tokens"));
@@ -144,6 +149,8 @@ void relay_usage_estimate(relay_ctx_t *ctx)
     ctx->usage.completion_tokens =
         ctx->text_len ? relay_tokens_text(ctx->req.model, ctx->text, ctx->text_len) : 0;
     ctx->usage.cached_tokens = 0;
+    ctx->usage.cache_write_tokens = 0;
+    ctx->usage.prompt_excludes_cache = 0;
     ctx->usage.total_tokens = ctx->usage.prompt_tokens + ctx->usage.completion_tokens;
     ctx->usage.estimated = 1;
 }

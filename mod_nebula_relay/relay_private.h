@@ -71,11 +71,7 @@ typedef struct {
 #define RELAY_DEFAULT_SESSION_TTL  apr_time_from_sec(12 * 3600)
 #define RELAY_KEYRING_VERSION      1
 
-/* relay_config.c */
-/** Parse a directive's duration (ms, s (default), m/mi/min, h) within
- *  [@a min, @a max]; 1 on success. */
-int relay_config_duration(const char *arg, apr_interval_time_t min, apr_interval_time_t max,
-                          apr_interval_time_t *out);
+/* relay_config.c (durations: nebula_ap_duration()) */
 /** Whether an upstream answer with @a status may be retried elsewhere. */
 int relay_config_retry_status(const relay_srv_conf_t *c, int status);
 void *relay_config_create_dir(apr_pool_t *p, char *dir);
@@ -321,6 +317,10 @@ typedef struct {
     nebula_req_t req;            /**< what governance and billing see */
     const char *group;           /**< routing group (key's, or rerouted) */
     json_t *body;                /**< the client's JSON body */
+    const char *raw_body;        /**< ... as received (idempotency fingerprint) */
+    apr_size_t raw_len;
+    struct nebula_reservation_t *res; /**< billing's hold, NULL without billing */
+    apr_int64_t cost;            /**< what billing charged (quota units) */
     int client_usage;            /**< stream_options.include_usage asked */
     relay_snapshot_t *snap;
     const relay_channel_t *channel; /**< the channel of the last attempt */
@@ -343,8 +343,13 @@ typedef struct {
 int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len);
 
 /* relay_attempt.c */
-/** Reserve, try channels until one answers, relay, settle. */
+/** Reserve, then try channels until one answers and relay its answer
+ *  (relay_log_request() settles or releases the hold). */
 int relay_attempts_run(relay_ctx_t *ctx);
+/** While streaming: make sure the hold covers what was delivered so far
+ *  (billing's extend). 0 to go on; non-zero: the payer cannot cover more,
+ *  end the stream. */
+int relay_attempt_extend(relay_ctx_t *ctx);
 
 /* relay_info.c */
 /** The routes answered from the gateway's own data: models, billing. */

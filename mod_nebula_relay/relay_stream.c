@@ -29,6 +29,7 @@ typedef struct {
     int done;          /* [DONE] seen */
     int saw_usage;
     int malformed;
+    int quota_cut;     /* the payer cannot cover more: the stream is cut */
     const char *id, *model;
     apr_int64_t created;
 } stream_t;
@@ -107,6 +108,7 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
     stream_t *st = baton;
     relay_ctx_t *ctx = st->ctx;
     json_t *j, *usage;
+    apr_size_t delivered;
     int usage_only;
 
     if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
@@ -135,7 +137,13 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
         st->saw_usage = relay_openai_usage(ctx, usage);
     }
     usage_only = json_is_object(usage) && json_array_size(json_object_get(j, "choices")) == 0;
+    delivered = ctx->text_len;
     chunk_text(st, j);
+    if (ctx->text_len > delivered && relay_attempt_extend(ctx)) {
+        ctx->text_len = delivered; /* not sent: not billed */
+        st->quota_cut = 1;
+        return APR_ENOSPC;
+    }
     if (ctx->client_usage) {
         emit(st, ev->data, ev->data_len);
     }
@@ -229,7 +237,7 @@ static apr_status_t pump(stream_t *st, relay_upstream_t *up, nebula_sse_parser_t
             return rv;
         }
         if (feed(st, ps, bb) != APR_SUCCESS) {
-            return APR_EGENERAL;
+            return st->quota_cut ? APR_ENOSPC : APR_EGENERAL;
         }
         if (rv == APR_EOF) {
             return APR_EOF;
@@ -271,6 +279,17 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
             synthesize_usage(&st);
         }
         emit(&st, "[DONE]", 6);
+    }
+    else if (rv == APR_ENOSPC && !st.client_gone) {
+        /* the payer cannot cover more: end with a clear final event */
+        static const char err[] =
+            "{\"error\":{\"message\":\"Your quota is used up; the response was cut "
+            "short.\",\"type\":\"insufficient_quota\",\"param\":null,"
+            "\"code\":\"insufficient_quota\"}}";
+        ctx->end_reason = "quota_exhausted";
+        ctx->error = "the payer's balance could not cover more output";
+        emit(&st, err, sizeof(err) - 1);
+        r->connection->keepalive = AP_CONN_CLOSE;
     }
     else if (!st.client_gone) {
         /* the upstream broke off: tell the client in the stream, no [DONE] */

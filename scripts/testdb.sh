@@ -6,6 +6,9 @@
 #   scripts/testdb.sh start <vardir>   initialise and start the servers
 #   scripts/testdb.sh env   <vardir>   print `export` lines for the tests
 #   scripts/testdb.sh stop  <vardir>   stop them (safe to call twice)
+#   scripts/testdb.sh pause <vardir> pg|mysql   stop one server, keeping its data
+#   scripts/testdb.sh resume <vardir> pg|mysql  start it again (same port)
+#     (the outage tests: t/billing/outage.t)
 #
 # Environment:
 #   NEBULA_TESTDB_SERVICES  which servers to run (default "pg mysql redis")
@@ -161,6 +164,8 @@ start_pg() {
         die "PostgreSQL did not start"
     fi
     rm -f "$dir/starting"
+    echo "-p $port -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off" \
+        >"$dir/options"
     wait_until "PostgreSQL on 127.0.0.1:$port" "$log" \
         "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" || die "PostgreSQL failed"
     "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$port" -U "$DB_USER" -d postgres \
@@ -170,6 +175,46 @@ start_pg() {
         >>"$VARDIR/testdb.env.partial"
     echo "export NEBULA_TEST_PG_HTTPD_PARAMS='host=127.0.0.1 port=$port user=$DB_USER dbname=$HTTPD_DB_NAME'" \
         >>"$VARDIR/testdb.env.partial"
+}
+
+# mariadbd on the port and socket recorded in $1 (start, resume)
+run_mysql() {
+    local dir=$1 port sock
+    port=$(cat "$dir/port") sock=$(cat "$dir/socket")
+    # $! is mariadbd itself (setsid execs when not a group leader); record it
+    # at once so that stop finds it even if it never gets to write its own
+    setsid mariadbd --no-defaults --datadir="$dir/data" --port="$port" \
+        --socket="$sock" --bind-address=127.0.0.1 --skip-name-resolve \
+        --pid-file="$dir/mariadbd.pid" --log-error="$dir/mariadbd.err" --tmpdir="$dir/tmp" \
+        --skip-log-bin --innodb-buffer-pool-size=32M \
+        --innodb-flush-log-at-trx-commit=0 --character-set-server=utf8mb4 \
+        --collation-server=utf8mb4_bin </dev/null >>"$dir/stdout.log" 2>&1 &
+    echo $! >"$dir/mariadbd.pid"
+    wait_until "MariaDB on 127.0.0.1:$port" "$dir/mariadbd.err" \
+        mariadb-admin --no-defaults --socket="$sock" -uroot ping
+}
+
+do_pause() {
+    case "$1" in
+    pg) stop_pg ;;
+    mysql) stop_pid "$VARDIR/mariadb/mariadbd.pid" mariadbd ;;
+    *) usage ;;
+    esac
+}
+
+do_resume() {
+    local dir
+    case "$1" in
+    pg)
+        dir=$VARDIR/pg
+        find_pg_bin
+        "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t "$TIMEOUT" \
+            -o "$(cat "$dir/options")" start >>"$dir/pg_ctl.log" 2>&1 ||
+            die "PostgreSQL did not start again"
+        ;;
+    mysql) run_mysql "$VARDIR/mariadb" || die "MariaDB did not start again" ;;
+    *) usage ;;
+    esac
 }
 
 start_mysql() {
@@ -186,18 +231,9 @@ start_mysql() {
     fi
     port=$(pick_port) || exit 1
     sock=$(socket_dir "$dir/sock")/mariadb.sock
-    # $! is mariadbd itself (setsid execs when not a group leader); record it
-    # at once so that stop finds it even if it never gets to write its own
-    setsid mariadbd --no-defaults --datadir="$dir/data" --port="$port" \
-        --socket="$sock" --bind-address=127.0.0.1 --skip-name-resolve \
-        --pid-file="$dir/mariadbd.pid" --log-error="$log" --tmpdir="$dir/tmp" \
-        --skip-log-bin --innodb-buffer-pool-size=32M \
-        --innodb-flush-log-at-trx-commit=0 --character-set-server=utf8mb4 \
-        --collation-server=utf8mb4_bin </dev/null >"$dir/stdout.log" 2>&1 &
-    echo $! >"$dir/mariadbd.pid"
+    echo "$port" >"$dir/port"
     echo "$sock" >"$dir/socket"
-    wait_until "MariaDB on 127.0.0.1:$port" "$log" \
-        mariadb-admin --no-defaults --socket="$sock" -uroot ping || die "MariaDB failed"
+    run_mysql "$dir" || die "MariaDB failed"
     pw=nebula_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
     mariadb --no-defaults --socket="$sock" -uroot -e "
         CREATE DATABASE $DB_NAME CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
@@ -276,12 +312,13 @@ do_start() {
     have_service mysql && start_mysql
     have_service redis && start_redis
     trap - EXIT
+    echo "export NEBULA_TESTDB_DIR='$VARDIR'" >>"$VARDIR/testdb.env.partial"
     # the env file appears only once every server answers
     mv "$VARDIR/testdb.env.partial" "$VARDIR/testdb.env"
     echo "testdb: started ($SERVICES) in $VARDIR" >&2
 }
 
-[ $# -eq 2 ] || usage
+[ $# -eq 2 ] || [ $# -eq 3 ] || usage
 CMD=$1
 mkdir -p "$2" || die "cannot create $2"
 VARDIR=$(cd "$2" && pwd) || die "cannot enter $2"
@@ -289,6 +326,8 @@ VARDIR=$(cd "$2" && pwd) || die "cannot enter $2"
 case "$CMD" in
 start) do_start ;;
 stop) do_stop ;;
+pause) [ $# -eq 3 ] || usage; do_pause "$3" ;;
+resume) [ $# -eq 3 ] || usage; do_resume "$3" ;;
 env)
     [ -f "$VARDIR/testdb.env" ] || die "not started in $VARDIR (run: $0 start $VARDIR)"
     cat "$VARDIR/testdb.env"

@@ -6,6 +6,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_dbd.h>
+#include <apr_getopt.h>
 
 #include "nebula_dbd_dialect.h"
 
@@ -32,6 +33,18 @@ typedef struct {
 /* "nebulactl: error: ..." on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One option of a command: an exit code (CTL_EXIT_OK to go on, -1 --help). */
+typedef int ctl_apply_fn(void *baton, int opt, const char *arg);
+
+/* Parse argv[2..] (after the command) with @a opts, calling @a apply for
+ * each option; a bad option or a stray argument is a usage error. */
+int ctl_getopt(ctl_t *ctl, int argc, const char *const *argv,
+               const apr_getopt_option_t *opts, ctl_apply_fn *apply, void *baton);
+
+/* --dsn excludes --driver/--params; with neither, SQL_DSN from the
+ * environment. An exit code. */
+int ctl_dsn_settle(ctl_t *ctl);
+
 /* Open ctl->driver/handle from --dsn or --driver/--params; exit code. */
 int ctl_db_connect(ctl_t *ctl);
 
@@ -54,5 +67,10 @@ int ctl_cmd_dsn(ctl_t *ctl);
 int ctl_admin_is_command(const char *command);
 /* An exit code, or -1 for --help. */
 int ctl_admin_main(ctl_t *ctl, int argc, const char *const *argv);
+
+/* ctl_ledger*.c: verify-ledger and ledger-export, with their own options. */
+int ctl_ledger_is_command(const char *command);
+/* An exit code, or -1 for --help. */
+int ctl_ledger_main(ctl_t *ctl, int argc, const char *const *argv);
 
 #endif /* NEBULACTL_CTL_H */

@@ -178,33 +178,27 @@ static int check_opts(ctl_t *ctl, admin_opts_t *o)
         ctl_error("--role must be root, admin or user");
         return CTL_EXIT_USAGE;
     }
-    if (ctl->dsn == NULL && ctl->driver_name == NULL && ctl->params == NULL) {
-        apr_env_get((char **)&ctl->dsn, "SQL_DSN", ctl->pool);
-    }
-    return CTL_EXIT_OK;
+    return ctl_dsn_settle(ctl);
+}
+
+typedef struct {
+    ctl_t *ctl;
+    admin_opts_t *o;
+} admin_baton_t;
+
+static int apply_baton(void *baton, int opt, const char *arg)
+{
+    admin_baton_t *b = baton;
+
+    return apply(b->ctl, b->o, opt, arg);
 }
 
 static int parse(ctl_t *ctl, admin_opts_t *o, int argc, const char *const *argv)
 {
-    apr_getopt_t *os;
-    const char *arg;
-    int opt, code;
-    apr_status_t rv;
+    admin_baton_t b = {ctl, o};
+    int code = ctl_getopt(ctl, argc, argv, admin_options, apply_baton, &b);
 
-    apr_getopt_init(&os, ctl->pool, argc, argv);
-    os->ind = os->skip_start = os->skip_end = 2;
-    os->errfn = NULL;
-    while ((rv = apr_getopt_long(os, admin_options, &opt, &arg)) == APR_SUCCESS) {
-        if ((code = apply(ctl, o, opt, arg)) != CTL_EXIT_OK) {
-            return code;
-        }
-    }
-    if (rv != APR_EOF || os->ind < argc) {
-        ctl_error("bad option or argument near '%s' (see nebulactl --help)",
-                  argv[os->ind - 1 < argc ? os->ind - 1 : argc - 1]);
-        return CTL_EXIT_USAGE;
-    }
-    return check_opts(ctl, o);
+    return code != CTL_EXIT_OK ? code : check_opts(ctl, o);
 }
 
 /* ---- statements on ctl's connection ------------------------------------ */

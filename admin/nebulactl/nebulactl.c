@@ -31,6 +31,15 @@ static const char usage_text[] =
     "                   and, with --random-password, the password\n"
     "  key-create       --username U [--name N] [--unlimited] [--quota N]\n"
     "                   [--group G]  create a client key for U and print it (once)\n"
+    "  verify-ledger    [--account N] [--json] [--batch N]\n"
+    "                   check every account's ledger (or one): the hash chain,\n"
+    "                   seq continuity, balances, the ledger head and the held\n"
+    "                   reservations; one line per problem, then a summary\n"
+    "                   (exit 0 clean, 1 problems found, 2 usage or database error)\n"
+    "  ledger-export    [--format csv|jsonl (csv)] [--account N] [--from MS]\n"
+    "                   [--to MS] [--batch N]  write ledger rows to stdout in id\n"
+    "                   order; --from/--to select by created_at (Unix ms, --to\n"
+    "                   exclusive)\n"
     "  help             this text\n"
     "\n"
     "database (one of):\n"
@@ -145,7 +154,8 @@ static int apply_option(ctl_t *ctl, int opt, const char *arg)
     }
 }
 
-static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
+int ctl_getopt(ctl_t *ctl, int argc, const char *const *argv,
+               const apr_getopt_option_t *opts, ctl_apply_fn *apply, void *baton)
 {
     apr_getopt_t *os;
     const char *arg;
@@ -157,8 +167,8 @@ static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
      * when it returns APR_EOF */
     os->ind = os->skip_start = os->skip_end = 2;
     os->errfn = NULL;
-    while ((rv = apr_getopt_long(os, options, &opt, &arg)) == APR_SUCCESS) {
-        if ((code = apply_option(ctl, opt, arg)) != CTL_EXIT_OK) {
+    while ((rv = apr_getopt_long(os, opts, &opt, &arg)) == APR_SUCCESS) {
+        if ((code = apply(baton, opt, arg)) != CTL_EXIT_OK) {
             return code;
         }
     }
@@ -168,9 +178,14 @@ static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
         return CTL_EXIT_USAGE;
     }
     if (os->ind < argc) {
-        ctl_error("unexpected argument '%s'", argv[os->ind]);
+        ctl_error("unexpected argument '%s' (see nebulactl --help)", argv[os->ind]);
         return CTL_EXIT_USAGE;
     }
+    return CTL_EXIT_OK;
+}
+
+int ctl_dsn_settle(ctl_t *ctl)
+{
     if (ctl->dsn != NULL && (ctl->driver_name != NULL || ctl->params != NULL)) {
         ctl_error("give either --dsn or --driver/--params, not both");
         return CTL_EXIT_USAGE;
@@ -179,6 +194,18 @@ static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
         apr_env_get((char **)&ctl->dsn, "SQL_DSN", ctl->pool);
     }
     return CTL_EXIT_OK;
+}
+
+static int apply_baton(void *baton, int opt, const char *arg)
+{
+    return apply_option(baton, opt, arg);
+}
+
+static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
+{
+    int code = ctl_getopt(ctl, argc, argv, options, apply_baton, ctl);
+
+    return code != CTL_EXIT_OK ? code : ctl_dsn_settle(ctl);
 }
 
 static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
@@ -193,6 +220,10 @@ static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
     ctl->command = argv[1];
     if (ctl_admin_is_command(ctl->command)) {
         code = ctl_admin_main(ctl, argc, argv);
+        return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+    }
+    if (ctl_ledger_is_command(ctl->command)) {
+        code = ctl_ledger_main(ctl, argc, argv);
         return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
     }
     if (strcmp(ctl->command, "migrate") != 0 &&

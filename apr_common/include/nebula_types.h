@@ -31,12 +31,22 @@ typedef enum {
     NEBULA_PROTO_RERANK
 } nebula_proto_e;
 
-/** Token counts of one request; -1 means "not known". */
+/** Token counts of one request; -1 means "not known".
+ *
+ * Providers count cached input differently: OpenAI's prompt_tokens and
+ * Gemini's promptTokenCount include the cached tokens, Anthropic's
+ * input_tokens exclude both cache reads and cache writes. The relay copies
+ * the provider's numbers and says which convention they follow; billing
+ * prices the uncached part, cache reads and cache writes apart. */
 typedef struct nebula_usage_t {
     apr_int64_t prompt_tokens;
     apr_int64_t completion_tokens;
-    apr_int64_t cached_tokens;
+    apr_int64_t cached_tokens;      /**< cache reads */
+    apr_int64_t cache_write_tokens; /**< cache writes (Anthropic) */
     apr_int64_t total_tokens;
+    /** Non-zero when prompt_tokens excludes cached_tokens and
+     *  cache_write_tokens (Anthropic's convention). */
+    int prompt_excludes_cache;
     /** Non-zero when the counts are the gateway's own estimate, not the
      *  provider's report. */
     int estimated;
@@ -56,8 +66,24 @@ typedef struct nebula_req_t {
     const char *prompt_text;    /**< flattened text view, for policy matching */
     apr_int64_t prompt_tokens_estimate;
     apr_int64_t max_output_tokens; /**< what the client allows; -1 unknown */
+    apr_int64_t calls;          /**< units of a per-call price (images: n); 1 */
     apr_time_t received;
 } nebula_req_t;
+
+/** The request-log row of one relayed request. Billing writes it in the
+ *  transaction that settles the request (one ledger row and one log row
+ *  together); without billing the relay writes it itself. */
+typedef struct nebula_reqlog_t {
+    const nebula_req_t *req;
+    apr_int64_t channel_id;     /**< 0: no channel was tried */
+    int attempts;
+    int status;                 /**< HTTP status sent to the client */
+    apr_int64_t latency_ms;
+    apr_int64_t ttfb_ms;
+    const char *error;          /**< NULL when none */
+    const char *end_reason;     /**< complete, client_gone, upstream_error ... */
+    nebula_usage_t usage;
+} nebula_reqlog_t;
 
 /** What governance decided; the relay carries it out. */
 typedef enum {

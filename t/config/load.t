@@ -63,4 +63,17 @@ syntax_ok('gov alone', base_conf("LoadModule nebula_gov_module $so{gov}\nNebulaA
     isnt($rc, 0, 'a bad directive value fails httpd -t');
     like($out, qr/NebulaQuotaPerUSD: give a whole number/, 'the error names the directive');
 }
+# every directive the modules define is documented in conf/nebula.conf
+{
+    my $conf = do { local (@ARGV, $/) = "$top/conf/nebula.conf"; <> };
+    my %seen;
+    for my $src (glob("$top/mod_nebula_*/*.c")) {
+        my $text = do { local (@ARGV, $/) = $src; <> };
+        $seen{$1} = $src while $text =~ /AP_INIT_\w+\(\s*"(Nebula\w+)"/g;
+    }
+    ok(scalar(keys %seen) > 20, 'directives found in the sources');
+    for my $d (sort keys %seen) {
+        like($conf, qr/^\s*#?\s*\Q$d\E\b/m, "$d is documented in conf/nebula.conf");
+    }
+}
 done_testing();

@@ -64,6 +64,10 @@
  *   malformed_after=K   stream: after K content events send one data line
  *                       that is not JSON, then go on
  *   no_usage=1          omit usage everywhere
+ *   cached=C            OpenAI usage: prompt_tokens_details.cached_tokens = C
+ *                       (prompt_tokens stays P, which OpenAI says includes it)
+ *   negative_usage=1    OpenAI usage: completion_tokens = -N (a broken or
+ *                       hostile upstream; billing must refuse it)
  *   tag=X               [A-Za-z0-9_.:-]{1,63}; echoed as X-Mock-Tag,
  *                       X-Mock-Served-By, and in the record
  *
@@ -150,6 +154,8 @@ typedef struct {
     int drop_after;
     int malformed_after;
     int no_usage;
+    int cached;
+    int negative_usage;
     int fail_first;
     int retry_after;
     const char *error_message;
@@ -332,6 +338,7 @@ static void mock_ctl_init(mock_ctl_t *c)
 {
     c->events = c->delay_ms = c->header_delay_ms = c->status = MOCK_UNSET;
     c->drop_after = c->malformed_after = c->no_usage = MOCK_UNSET;
+    c->cached = c->negative_usage = MOCK_UNSET;
     c->fail_first = c->retry_after = MOCK_UNSET;
     c->error_message = c->tag = NULL;
 }
@@ -351,6 +358,8 @@ static void mock_ctl_overlay(mock_ctl_t *dst, const mock_ctl_t *src)
     MOCK_OVERLAY(dst, src, drop_after);
     MOCK_OVERLAY(dst, src, malformed_after);
     MOCK_OVERLAY(dst, src, no_usage);
+    MOCK_OVERLAY(dst, src, cached);
+    MOCK_OVERLAY(dst, src, negative_usage);
     MOCK_OVERLAY(dst, src, fail_first);
     MOCK_OVERLAY(dst, src, retry_after);
     if (src->error_message) {
@@ -410,6 +419,8 @@ static const char *mock_ctl_set(apr_pool_t *p, mock_ctl_t *c, const char *k,
         {"malformed_after", APR_OFFSETOF(mock_ctl_t, malformed_after), 0,
          MOCK_MAX_EVENTS},
         {"no_usage", APR_OFFSETOF(mock_ctl_t, no_usage), 0, 1},
+        {"cached", APR_OFFSETOF(mock_ctl_t, cached), 0, 10000000},
+        {"negative_usage", APR_OFFSETOF(mock_ctl_t, negative_usage), 0, 1},
         {"fail_first", APR_OFFSETOF(mock_ctl_t, fail_first), 0, 1000000},
         {"retry_after", APR_OFFSETOF(mock_ctl_t, retry_after), 0, 86400},
     };
@@ -1089,11 +1100,14 @@ static int mock_stream_fault(mock_req_t *m, int k, const char *event)
 
 static json_t *mock_openai_usage(const mock_req_t *m)
 {
-    return json_pack("{s:I, s:I, s:I, s:{s:i, s:i}, s:{s:i, s:i, s:i, s:i}}",
-                     "prompt_tokens", (json_int_t)m->prompt_tokens, "completion_tokens",
-                     (json_int_t)m->n, "total_tokens",
-                     (json_int_t)(m->prompt_tokens + m->n), "prompt_tokens_details",
-                     "cached_tokens", 0, "audio_tokens", 0, "completion_tokens_details",
+    json_int_t n = m->ctl.negative_usage == 1 ? -(json_int_t)m->n : (json_int_t)m->n;
+    json_int_t cached = m->ctl.cached == MOCK_UNSET ? 0 : m->ctl.cached;
+
+    return json_pack("{s:I, s:I, s:I, s:{s:I, s:i}, s:{s:i, s:i, s:i, s:i}}",
+                     "prompt_tokens", (json_int_t)m->prompt_tokens, "completion_tokens", n,
+                     "total_tokens", (json_int_t)m->prompt_tokens + n,
+                     "prompt_tokens_details",
+                     "cached_tokens", cached, "audio_tokens", 0, "completion_tokens_details",
                      "reasoning_tokens", 0, "audio_tokens", 0,
                      "accepted_prediction_tokens", 0, "rejected_prediction_tokens", 0);
 }
