@@ -11,10 +11,10 @@
  * reclaimed hold corrects the same counters. Periods are calendar days,
  * ISO weeks (Monday) and months in the configured time zone. */
 #include <string.h>
-#include <time.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include "billing_private.h"
+#include "billing_sched.h"
 
 /* The route name caps use for each protocol. */
 static const char *route_name(nebula_proto_e proto)
@@ -42,19 +42,15 @@ const char *billing_caps_route(nebula_proto_e proto)
 
 apr_int64_t billing_caps_period_start(const char *period, apr_int64_t now_ms)
 {
-    time_t t = (time_t)(now_ms / 1000);
-    struct tm tm;
+    billing_period_t bp;
+    apr_int64_t start = 0, end = 0;
 
-    localtime_r(&t, &tm);
-    tm.tm_sec = tm.tm_min = tm.tm_hour = 0;
-    if (strcmp(period, "week") == 0) {
-        tm.tm_mday -= (tm.tm_wday + 6) % 7; /* back to Monday */
+    /* a cap's period is a calendar period, as a plan's (billing_period.c) */
+    if (billing_period_parse(&bp, period, 0, "calendar") != 0
+        || billing_period_at(&bp, 0, now_ms, &start, &end) != 0) {
+        return 0;
     }
-    else if (strcmp(period, "month") == 0) {
-        tm.tm_mday = 1;
-    }
-    tm.tm_isdst = -1;
-    return (apr_int64_t)mktime(&tm) * 1000;
+    return start;
 }
 
 /* What a request counts in a cap's metric. */

@@ -132,16 +132,10 @@ static int caps_create(admin_req_t *a)
 
 static int caps_get(admin_req_t *a)
 {
-    json_t *j;
-
     if (!admin_db(a)) {
         return OK;
     }
-    if ((j = cap_json(a, a->id[0])) == NULL) {
-        return admin_error(a, HTTP_NOT_FOUND, "not_found", NULL, "no usage cap %s",
-                           a->param[0]);
-    }
-    return admin_send_data(a, HTTP_OK, j);
+    return admin_send_found(a, cap_json(a, a->id[0]), "usage cap");
 }
 
 static int caps_delete(admin_req_t *a)

@@ -226,3 +226,12 @@ int admin_only_fields(admin_req_t *a, json_t *o, const char *const *allowed)
     }
     return ADMIN_SET;
 }
+
+int admin_send_found(admin_req_t *a, json_t *j, const char *what)
+{
+    if (j == NULL) {
+        return admin_error(a, HTTP_NOT_FOUND, "not_found", "id", "%s %s does not exist", what,
+                           a->param[0]);
+    }
+    return admin_send_data(a, HTTP_OK, j);
+}

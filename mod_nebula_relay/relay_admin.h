@@ -119,6 +119,8 @@ int admin_json_read_query(admin_req_t *a);
 int admin_send(admin_req_t *a, int status, json_t *j);
 /** Send {"data": @a data} with @a status. */
 int admin_send_data(admin_req_t *a, int status, json_t *data);
+/** 200 {"data": @a j}, or 404 "<what> <id> does not exist" when @a j is NULL. */
+int admin_send_found(admin_req_t *a, json_t *j, const char *what);
 /** Send an error; the type follows from @a status. Returns OK. */
 int admin_error(admin_req_t *a, int status, const char *code, const char *param,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));

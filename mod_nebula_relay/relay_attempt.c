@@ -237,6 +237,7 @@ int relay_attempts_run(relay_ctx_t *ctx)
 
     if ((ctx->snap = relay_channel_snapshot(ctx->r)) == NULL) {
         ctx->end_reason = "no_channel";
+        apr_table_setn(ctx->r->err_headers_out, "Retry-After", "1");
         return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
                                "database_unavailable", NULL,
                                "The gateway cannot read its channels right now.");

@@ -346,6 +346,7 @@ int relay_auth_check(request_rec *r, relay_key_t **key)
                                "invalid_api_key", NULL, "Incorrect API key provided.");
     }
     if (key_row(r, nebula_apikey_hash(r->pool, secret), &row) != APR_SUCCESS) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
         return nebula_ap_error(r, HTTP_SERVICE_UNAVAILABLE, "server_error",
                                "database_unavailable", NULL,
                                "The gateway cannot check API keys right now.");

@@ -43,6 +43,32 @@ static int bill(relay_ctx_t *ctx, const nebula_reqlog_t *log)
     return release(ctx->r, ctx->res, log) == NEBULA_BILLING_OK;
 }
 
+static void log_record(relay_ctx_t *ctx, apr_time_t now, nebula_reqlog_t *log)
+{
+    memset(log, 0, sizeof(*log));
+    log->req = &ctx->req;
+    log->channel_id = ctx->channel ? ctx->channel->id : 0;
+    log->attempts = ctx->attempts;
+    log->status = ctx->status ? ctx->status : ctx->r->status;
+    log->latency_ms = apr_time_as_msec(now - ctx->start);
+    log->ttfb_ms = ctx->first_byte ? apr_time_as_msec(ctx->first_byte - ctx->start) : 0;
+    log->error = ctx->error;
+    log->end_reason = ctx->end_reason;
+    log->usage = ctx->usage;
+}
+
+void relay_log_settle(relay_ctx_t *ctx)
+{
+    nebula_reqlog_t log;
+
+    if (ctx->billed) {
+        return;
+    }
+    ctx->billed = 1;
+    log_record(ctx, apr_time_now(), &log);
+    ctx->logged = bill(ctx, &log);
+}
+
 void relay_log_request(relay_ctx_t *ctx)
 {
     request_rec *r = ctx->r;
@@ -51,25 +77,15 @@ void relay_log_request(relay_ctx_t *ctx)
     nebula_reqlog_t log;
     nebula_ap_db_t *db;
     const char *args[2], *err = NULL;
-    int logged;
 
     relay_stats_request();
-    memset(&log, 0, sizeof(log));
-    log.req = &ctx->req;
-    log.channel_id = ctx->channel ? ctx->channel->id : 0;
-    log.attempts = ctx->attempts;
-    log.status = ctx->status ? ctx->status : r->status;
-    log.latency_ms = apr_time_as_msec(now - ctx->start);
-    log.ttfb_ms = ctx->first_byte ? apr_time_as_msec(ctx->first_byte - ctx->start) : 0;
-    log.error = ctx->error;
-    log.end_reason = ctx->end_reason;
-    log.usage = ctx->usage;
-    logged = bill(ctx, &log);
+    relay_log_settle(ctx);
     set_env(ctx);
     if ((db = nebula_ap_db_open(p, r->server)) == NULL) {
         return;
     }
-    if (!logged && nebula_ap_reqlog_insert(db, p, &log, 0, 0, &err) != APR_SUCCESS) {
+    log_record(ctx, now, &log);
+    if (!ctx->logged && nebula_ap_reqlog_insert(db, p, &log, 0, 0, &err) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "NEB01060: cannot write the request log row %s: %s",
                       ctx->req.request_id, err);

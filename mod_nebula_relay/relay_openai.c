@@ -202,6 +202,7 @@ int relay_openai_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
     ap_set_content_length(r, len);
     ctx->first_byte = apr_time_now();
     ctx->end_reason = "complete";
+    relay_log_settle(ctx); /* the answer is complete: charge it before it leaves */
     ap_rwrite(buf, (int)len, r);
     return OK;
 }

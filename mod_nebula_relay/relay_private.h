@@ -321,6 +321,8 @@ typedef struct {
     apr_size_t raw_len;
     struct nebula_reservation_t *res; /**< billing's hold, NULL without billing */
     apr_int64_t cost;            /**< what billing charged (quota units) */
+    int billed;                  /**< settle or release was called */
+    int logged;                  /**< ... and billing wrote the request-log row */
     int client_usage;            /**< stream_options.include_usage asked */
     relay_snapshot_t *snap;
     const relay_channel_t *channel; /**< the channel of the last attempt */
@@ -402,6 +404,10 @@ apr_int64_t relay_tokens_prompt(relay_ctx_t *ctx);
 /* relay_log.c */
 /** One request-log row, env vars for mod_log_config; at the end of a request. */
 void relay_log_request(relay_ctx_t *ctx);
+/** Settle (or release) the hold now, once: called before the last bytes of
+ *  a complete answer are written, so that a client that reads its balance
+ *  after the answer sees the charge (and its next request the freed hold). */
+void relay_log_settle(relay_ctx_t *ctx);
 
 /* relay_handler.c */
 int relay_handler(request_rec *r);

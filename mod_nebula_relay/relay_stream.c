@@ -278,6 +278,7 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
         if (ctx->client_usage && !st.saw_usage) {
             synthesize_usage(&st);
         }
+        relay_log_settle(ctx); /* charged before the client sees [DONE] */
         emit(&st, "[DONE]", 6);
     }
     else if (rv == APR_ENOSPC && !st.client_gone) {

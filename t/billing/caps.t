@@ -39,6 +39,7 @@ admin('POST', '/api/channels', { name => "capch-$$", kind => 'openai',
                                  base_url => NebulaAdmin::mock_url("tag=capch-$$"),
                                  keys => ['sk-x'], models => [$other], channel_groups => ['default'] });
 is(billed_chat($s{key}, chat_body($other))->code, 200, 'another model is not capped');
+wallet($s{user});
 is(admin('GET', "/api/billing/caps/$cap->{id}")->{data}{used}, 3, 'the counter says 3');
 
 # ---- a token cap: the worst case held, the real use kept -----------------------------
@@ -48,8 +49,10 @@ my $tc = admin('POST', '/api/billing/caps', { subject_kind => 'user', subject_id
                                               limit => 600 })->{data};
 is($tc->{model}, '*', 'a cap on every model of a user');
 is(billed_chat($t{key}, chat_body($t{model}))->code, 200, 'a request holding 510 of 600 tokens');
+wallet($t{user});   # settled
 is(admin('GET', "/api/billing/caps/$tc->{id}")->{data}{used}, 3 + 5, '... keeps what it used (P + N)');
 is(billed_chat($t{key}, chat_body($t{model}))->code, 200, 'another fits (8 + 510 <= 600)');
+wallet($t{user});
 is(billed_chat($t{key}, chat_body($t{model}, max_tokens => 100))->code, 429,
    'one whose worst case (16 + 600) would pass the cap is refused');
 is(admin('GET', "/api/billing/caps/$tc->{id}")->{data}{used}, 16, '... and holds nothing');

@@ -16,7 +16,10 @@ plan tests => 22;
 
 sub body { encode_json({ model => $_[0], messages => [ { role => 'user', content => $_[1] } ], @_[2 .. $#_] }) }
 
-sub consumes { scalar grep { $_->{kind} eq 'consume' } @{ ledger_rows($_[0]) } }
+sub consumes {
+    NebulaBilling::settled("/api/billing/accounts/$_[0]");   # no hold left
+    return scalar grep { $_->{kind} eq 'consume' } @{ ledger_rows($_[0]) };
+}
 
 my %s = billed_setup(name => 'idem', balance => 1000000);
 my $acct = wallet($s{user})->{id};

@@ -44,7 +44,10 @@ for (1 .. $INFLIGHT) {
     my $pid = fork() // die;
     if (!$pid) {
         my $r = billed_chat($s{key}, $stream);
-        POSIX::_exit($r->code == 200 && $r->content =~ /\[DONE\]/ ? 0 : 1);
+        my $done = $r->code == 200 && $r->content =~ /\[DONE\]/;
+        print STDERR "# in-flight stream: ", $r->code, " ", substr($r->content, -200), "\n"
+            unless $done;
+        POSIX::_exit($done ? 0 : 1);
     }
     $kid{$pid} = 1;
 }
@@ -53,19 +56,21 @@ system(top_dir() . "/scripts/testdb.sh", 'pause', $dir, $svc) == 0 or die "pause
 my $stopped = time;
 
 # new requests during the outage: 503 with Retry-After, fast
-my ($n, $fast, $closed) = (0, 0, 0);
+my ($n, $fast, $closed, %seen) = (0, 0, 0);
 while (time - $stopped < $OUTAGE) {
     my $t0 = time;
     my $r = billed_chat($s{key}, $plain);
     my $dt = time - $t0;
     $n++;
     $closed++ if $r->code == 503 && defined $r->header('Retry-After');
+    $seen{$r->code . ' ' . (eval { decode_json($r->content)->{error}{code} } // '')}++;
     $fast++ if $dt < 1.0;
     sleep 0.25;
 }
 my $ok_streams = 0;
 while (%kid) { my $pid = wait; last if $pid < 0; delete $kid{$pid}; $ok_streams++ if $? == 0 }
-is($closed, $n, "all $n requests during the outage failed closed: 503 with Retry-After");
+is($closed, $n, "all $n requests during the outage failed closed: 503 with Retry-After")
+    or diag(encode_json(\%seen));
 is($fast, $n, '... each within 1 s');
 is($ok_streams, $INFLIGHT, 'the streams in flight were served to the end');
 my @spooled = -f $spool ? do { open my $fh, '<', $spool or die; grep { /\S/ } <$fh> } : ();

@@ -167,8 +167,7 @@ admin('POST', "/api/orgs/$org->{id}/topup", { amount => 2000, reason => 'org fun
 my $k2 = new_key(user_id => $u2);
 is(billed_chat($o1{key}, chat_body($o1{model}, 'a'))->code, 200, 'an org member is served');
 is(billed_chat($k2, chat_body($o1{model}, 'a b'))->code, 200, 'another member too');
-my $ow = admin('GET', "/api/orgs/$org->{id}/account");
-$ow = $ow->{data} // $ow;
+my $ow = NebulaBilling::settled("/api/orgs/$org->{id}/account");
 is($ow->{balance}, 2000 - 6 - 7, 'both charged to the one organisation wallet');
 is(wallet($o1{user})->{balance}, 0, "... not to the member's own");
 

@@ -8,10 +8,17 @@ use JSON::PP qw(encode_json decode_json);
 use LWP::UserAgent;
 use NebulaAdmin qw(admin api new_user new_key new_channel);
 
-our @EXPORT_OK = qw(billed_hostport billed_chat set_price topup wallet ledger_rows
+our @EXPORT_OK = qw(billed_hostport billed_chat set_price topup wallet settled ledger_rows
                     billed_setup uniq_model reconcile);
 
-my $ua = LWP::UserAgent->new(keep_alive => 8, timeout => 60);
+# one user agent per process: a forked child must not write into the
+# parent's kept-alive connections
+my ($ua, $ua_pid);
+sub ua {
+    ($ua, $ua_pid) = (LWP::UserAgent->new(keep_alive => 8, timeout => 60), $$)
+        unless $ua && $ua_pid == $$;
+    return $ua;
+}
 my $seq = 0;
 
 sub billed_hostport { return NebulaAdmin::hostport_of('nebula_billed') }
@@ -32,11 +39,22 @@ sub topup {
     return $d->{data} // $d;
 }
 
-# The user's wallet account (JSON object).
-sub wallet {
-    my ($uid) = @_;
-    my $d = admin('GET', "/api/users/$uid/account");
-    return $d->{data} // $d;
+# The user's wallet account (JSON object), once no hold is left on it: a
+# request's settlement commits right after its response was written, so a
+# client may read its balance a moment before the charge (5 s at most).
+sub wallet { return settled("/api/users/$_[0]/account") }
+
+# The account at @a $path once it holds nothing.
+sub settled {
+    my ($path) = @_;
+    my $w;
+    for (1 .. 50) {
+        my $d = admin('GET', $path);
+        $w = $d->{data} // $d;
+        last if !$w->{reserved};
+        select(undef, undef, undef, 0.1);
+    }
+    return $w;
 }
 
 # Every ledger row of an account, oldest first.
@@ -81,7 +99,7 @@ sub billed_chat {
     $req->header('Content-Type' => 'application/json');
     $req->header($_ => $h{$_}) for keys %h;
     $req->content(ref $body ? encode_json($body) : $body);
-    return $ua->request($req);
+    return ua()->request($req);
 }
 
 1;

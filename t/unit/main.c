@@ -68,6 +68,7 @@ int main(void)
     srunner_add_suite(sr, unit_tokens_suite());
     srunner_add_suite(sr, unit_price_suite());
     srunner_add_suite(sr, unit_ledger_suite());
+    srunner_add_suite(sr, unit_period_suite());
     srunner_set_tap(sr, "-");
     srunner_run_all(sr, CK_SILENT);
     failed = srunner_ntests_failed(sr);

@@ -26,5 +26,6 @@ Suite *unit_breaker_suite(void);
 Suite *unit_tokens_suite(void);
 Suite *unit_price_suite(void);
 Suite *unit_ledger_suite(void);
+Suite *unit_period_suite(void);
 
 #endif /* NEBULA_UNIT_H */

@@ -19,6 +19,9 @@
  *   Gemini     POST /v1beta/models/{model}:generateContent
  *              POST /v1beta/models/{model}:streamGenerateContent[?alt=sse]
  *              (without alt=sse: one streamed JSON array, as Google does)
+ *   Webhooks   POST /hooks/<anything>: 200 {"received":true}, no auth, the
+ *              body taken as it is ([[mock ...]] markers in it apply); for
+ *              the gateway's outbound notifications (NebulaNotifyWebhook)
  *   Any of them may follow a control prefix: /_mock/<controls>/v1/...
  *   Admin: GET /_mock/health, GET /_mock/records?last=N&tag=X,
  *          DELETE /_mock/records, DELETE /_mock/counters
@@ -190,13 +193,14 @@ typedef enum {
     MOCK_R_MODEL,
     MOCK_R_RESPONSES,
     MOCK_R_MESSAGES,
-    MOCK_R_GEMINI
+    MOCK_R_GEMINI,
+    MOCK_R_HOOK
 } mock_route_e;
 
 static const char *const mock_route_names[] = {
     "none",           "openai.chat",  "openai.completions", "openai.embeddings",
     "openai.moderations", "openai.models",  "openai.model", "openai.responses",   "anthropic.messages",
-    "gemini.generate"};
+    "gemini.generate", "hook"};
 
 /* An error answer; NULL fields take the defaults of mock_status_row(). */
 typedef struct {
@@ -1842,6 +1846,11 @@ static void mock_route_resolve(mock_req_t *m)
     apr_size_t i;
 
     m->proto = MOCK_P_OPENAI;
+    if (!strncmp(path, "/hooks/", 7)) {
+        m->route = MOCK_R_HOOK;
+        m->method = "POST";
+        return;
+    }
     if (mock_route_gemini(m, path)) {
         return;
     }
@@ -1930,7 +1939,7 @@ static void mock_parse_request(mock_req_t *m)
     json_error_t jerr;
     json_t *opts;
 
-    if (m->route == MOCK_R_NONE || !strcmp(m->method, "GET")) {
+    if (m->route == MOCK_R_NONE || m->route == MOCK_R_HOOK || !strcmp(m->method, "GET")) {
         return;
     }
     m->req = json_loadb(m->body, m->body_len, 0, &jerr);
@@ -2033,7 +2042,7 @@ static void mock_plan_output(mock_req_t *m)
     }
     if (m->route == MOCK_R_EMBEDDINGS || m->route == MOCK_R_MODERATIONS ||
         m->route == MOCK_R_MODELS ||
-        m->route == MOCK_R_MODEL) {
+        m->route == MOCK_R_MODEL || m->route == MOCK_R_HOOK) {
         m->n = 0;
     }
 }
@@ -2212,7 +2221,7 @@ static void mock_decide(mock_req_t *m, mock_err_t *e)
             NULL, NULL);
         return;
     }
-    if (mock_check_auth(m, e) || mock_check_request(m, e)) {
+    if (m->route != MOCK_R_HOOK && (mock_check_auth(m, e) || mock_check_request(m, e))) {
         return;
     }
     if (m->ctl.fail_first != MOCK_UNSET) {
@@ -2384,6 +2393,8 @@ static int mock_reply(mock_req_t *m)
         return m->stream ? mock_anthropic_stream(m) : mock_anthropic_full(m);
     case MOCK_R_GEMINI:
         return m->stream ? mock_gemini_stream(m) : mock_gemini_full(m);
+    case MOCK_R_HOOK:
+        return mock_send_json(m, HTTP_OK, json_pack("{s:b}", "received", 1));
     default:
         return HTTP_NOT_FOUND;
     }
