@@ -656,6 +656,32 @@ static apr_status_t run_locked(migrate_ctx_t *ctx)
     return read_applied(ctx);
 }
 
+/* Whether every migration up to the target is applied, as this build has
+ * it, checked without the lock: the usual case of a child process starting
+ * while the server is busy. On SQLite the lock is the database's write
+ * lock, which a busy server's writers keep taking; a child that queued for
+ * it could time out although there is nothing to do. Anything short of a
+ * clean "all applied" (no table yet, a pending file, an unknown or edited
+ * one) goes the locked way, which decides and reports. */
+static int up_to_date(migrate_ctx_t *ctx)
+{
+    int i;
+
+    if (read_applied(ctx) != APR_SUCCESS || verify_applied(ctx) != APR_SUCCESS
+        || ctx->result->unknown) {
+        ctx->errmsg = NULL;
+        return 0;
+    }
+    for (i = 0; i < ctx->migs->nelts; i++) {
+        const nebula_migration_t *m = MIG(ctx, i);
+
+        if (m->version <= ctx->target && applied_get(ctx, m->version) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static apr_status_t finish(migrate_ctx_t *ctx, apr_status_t rv, const char **errmsg,
                            apr_pool_t *pool)
 {
@@ -687,6 +713,10 @@ apr_status_t nebula_migrate_run(const apr_dbd_driver_t *driver, apr_dbd_t *handl
     if (nebula_dbd_sqlite_init(driver, handle, SQLITE_SETUP_BUSY_MS, &err, scratch)) {
         nebula_log_perror(NEBULA_LOG_MARK, NEBULA_LOG_INFO, APR_SUCCESS,
                           "NEB00210: SQLite set-up incomplete, continuing: %s", err);
+    }
+    if (up_to_date(&ctx)) {
+        count_pending(&ctx);
+        return finish(&ctx, APR_SUCCESS, errmsg, pool);
     }
     if ((rv = lock_take(&ctx)) != APR_SUCCESS) {
         return finish(&ctx, rv, errmsg, pool);

@@ -35,6 +35,9 @@ for my $i (1 .. $N) {
             my $e = eval { decode_json($res->content)->{error}{code} } // '';
             $code = "429:$e";
         }
+        elsif ($code != 200) {
+            $code .= ':' . ($res->header('Client-Warning') // '') . ' ' . $res->message;
+        }
         print $w $code;
         close $w;
         POSIX::_exit(0);
