@@ -98,18 +98,11 @@ int admin_accounts_list(admin_req_t *a)
     apr_int64_t page, per_page, owner_id = 0;
     const char *kind = NULL;
     admin_sql_t w;
-    int i;
 
     admin_query_only(a, allowed);
     admin_query_page(a, &page, &per_page);
     admin_query_int(a, "owner_id", 1, ADMIN_MAX_AMOUNT, &owner_id);
-    if (admin_query_str(a, "owner_kind", 8, &kind) == ADMIN_SET) {
-        for (i = 0; owner_kinds[i] && strcmp(owner_kinds[i], kind); ++i) {
-        }
-        if (owner_kinds[i] == NULL) {
-            admin_invalid(a, "owner_kind", "'owner_kind' must be one of: user, org, sub");
-        }
-    }
+    admin_query_enum(a, "owner_kind", owner_kinds, &kind);
     if (a->err_status) {
         return admin_send_recorded(a);
     }

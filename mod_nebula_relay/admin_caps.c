@@ -47,7 +47,7 @@ static int caps_list(admin_req_t *a)
 
     admin_query_only(a, allowed);
     admin_query_page(a, &page, &per_page);
-    admin_query_str(a, "subject_kind", 8, &kind);
+    admin_query_enum(a, "subject_kind", subject_kinds, &kind);
     admin_query_int(a, "subject_id", 1, APR_INT64_MAX, &sid);
     if (a->err_status) {
         return admin_send_recorded(a);

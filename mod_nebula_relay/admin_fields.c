@@ -117,15 +117,14 @@ int admin_field_bool(admin_req_t *a, json_t *o, const char *name, int flags, int
     return ADMIN_SET;
 }
 
-int admin_field_enum(admin_req_t *a, json_t *o, const char *name, int flags,
+/* @a s as one of @a values (ADMIN_SET, *out the table's copy), or a
+ * recorded 400 naming them all (ADMIN_BAD). */
+static int enum_pick(admin_req_t *a, const char *name, const char *s,
                      const char *const *values, const char **out)
 {
-    const char *s, *list = NULL;
-    int st = admin_field_str(a, o, name, flags, 64, &s), i;
+    const char *list = NULL;
+    int i;
 
-    if (st != ADMIN_SET) {
-        return st;
-    }
     for (i = 0; values[i]; ++i) {
         if (strcmp(values[i], s) == 0) {
             *out = values[i];
@@ -134,6 +133,15 @@ int admin_field_enum(admin_req_t *a, json_t *o, const char *name, int flags,
         list = list ? apr_pstrcat(a->r->pool, list, ", ", values[i], NULL) : values[i];
     }
     return admin_invalid(a, name, "'%s' must be one of: %s", name, list);
+}
+
+int admin_field_enum(admin_req_t *a, json_t *o, const char *name, int flags,
+                     const char *const *values, const char **out)
+{
+    const char *s;
+    int st = admin_field_str(a, o, name, flags, 64, &s);
+
+    return st == ADMIN_SET ? enum_pick(a, name, s, values, out) : st;
 }
 
 int admin_field_strarray(admin_req_t *a, json_t *o, const char *name, int flags,
@@ -284,6 +292,15 @@ int admin_query_str(admin_req_t *a, const char *name, apr_size_t maxlen, const c
     }
     *out = v;
     return ADMIN_SET;
+}
+
+int admin_query_enum(admin_req_t *a, const char *name, const char *const *values,
+                     const char **out)
+{
+    const char *s;
+    int st = admin_query_str(a, name, 64, &s);
+
+    return st == ADMIN_SET ? enum_pick(a, name, s, values, out) : st;
 }
 
 int admin_query_int(admin_req_t *a, const char *name, apr_int64_t min, apr_int64_t max,

@@ -188,15 +188,8 @@ static int admin_plans_list(admin_req_t *a)
     admin_query_only(a, allowed);
     admin_query_page(a, &page, &per_page);
     admin_query_str(a, "q", 64, &q);
-    if (admin_query_str(a, "status", 16, &status) == ADMIN_SET &&
-        strcmp(status, "active") && strcmp(status, "archived")) {
-        admin_invalid(a, "status", "'status' must be one of: active, archived");
-    }
-    if (admin_query_str(a, "metric", 16, &metric) == ADMIN_SET &&
-        strcmp(metric, "quota") && strcmp(metric, "tokens") &&
-        strcmp(metric, "requests")) {
-        admin_invalid(a, "metric", "'metric' must be one of: quota, tokens, requests");
-    }
+    admin_query_enum(a, "status", plan_statuses, &status);
+    admin_query_enum(a, "metric", metrics, &metric);
     if (a->err_status) {
         return admin_send_recorded(a);
     }
@@ -500,28 +493,13 @@ static int admin_subs_list(admin_req_t *a)
     const char *kind = NULL, *status = NULL;
     apr_int64_t page, per_page, subject = 0, plan = 0;
     admin_sql_t w;
-    int i;
 
     admin_query_only(a, allowed);
     admin_query_page(a, &page, &per_page);
     admin_query_int(a, "subject_id", 1, ADMIN_MAX_AMOUNT, &subject);
     admin_query_int(a, "plan_id", 1, ADMIN_MAX_AMOUNT, &plan);
-    if (admin_query_str(a, "subject_kind", 8, &kind) == ADMIN_SET) {
-        for (i = 0; subject_kinds[i] && strcmp(subject_kinds[i], kind); ++i) {
-        }
-        if (subject_kinds[i] == NULL) {
-            admin_invalid(a, "subject_kind",
-                          "'subject_kind' must be one of: user, org, key");
-        }
-    }
-    if (admin_query_str(a, "status", 16, &status) == ADMIN_SET) {
-        for (i = 0; sub_statuses[i] && strcmp(sub_statuses[i], status); ++i) {
-        }
-        if (sub_statuses[i] == NULL) {
-            admin_invalid(a, "status",
-                          "'status' must be one of: active, expired, cancelled");
-        }
-    }
+    admin_query_enum(a, "subject_kind", subject_kinds, &kind);
+    admin_query_enum(a, "status", sub_statuses, &status);
     if (a->err_status) {
         return admin_send_recorded(a);
     }

@@ -157,6 +157,9 @@ int admin_query_int(admin_req_t *a, const char *name, apr_int64_t min, apr_int64
                     apr_int64_t *out);
 int admin_query_str(admin_req_t *a, const char *name, apr_size_t maxlen,
                     const char **out);
+/** One of @a values (NULL-ended); 400 naming them all otherwise. */
+int admin_query_enum(admin_req_t *a, const char *name, const char *const *values,
+                     const char **out);
 /** Record 400 for the first query parameter not in @a allowed. */
 int admin_query_only(admin_req_t *a, const char *const *allowed);
 /** page/per_page from the query (defaults 1 and ADMIN_DEFAULT_PER_PAGE). */

@@ -33,6 +33,16 @@ typedef struct {
 /* "nebulactl: error: ..." on stderr. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The connection options every command takes: their ids (a command's own
+ * options start at CTL_OPT_OWN), their table rows, and applying them. */
+enum { CTL_OPT_DSN = 256, CTL_OPT_DRIVER, CTL_OPT_PARAMS, CTL_OPT_OWN = 300 };
+#define CTL_DB_OPTIONS                                         \
+    {"dsn", CTL_OPT_DSN, 1, "database URL"},                   \
+    {"driver", CTL_OPT_DRIVER, 1, "apr_dbd driver"},           \
+    {"params", CTL_OPT_PARAMS, 1, "apr_dbd parameters"}
+/* Apply @a opt if it is a connection option; 1 when it was. */
+int ctl_db_option(ctl_t *ctl, int opt, const char *arg);
+
 /* One option of a command: an exit code (CTL_EXIT_OK to go on, -1 --help). */
 typedef int ctl_apply_fn(void *baton, int opt, const char *arg);
 

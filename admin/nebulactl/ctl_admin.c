@@ -31,10 +31,7 @@
 #define ADMIN_SCHEMA_VERSION 3
 
 enum {
-    OPT_DSN = 300,
-    OPT_DRIVER,
-    OPT_PARAMS,
-    OPT_USERNAME,
+    OPT_USERNAME = CTL_OPT_OWN,
     OPT_PASSWORD,
     OPT_PWSTDIN,
     OPT_PWRANDOM,
@@ -48,9 +45,7 @@ enum {
 };
 
 static const apr_getopt_option_t admin_options[] = {
-    {"dsn", OPT_DSN, 1, "database URL"},
-    {"driver", OPT_DRIVER, 1, "apr_dbd driver"},
-    {"params", OPT_PARAMS, 1, "apr_dbd parameters"},
+    CTL_DB_OPTIONS,
     {"username", OPT_USERNAME, 1, "user name"},
     {"password", OPT_PASSWORD, 1, "password"},
     {"password-stdin", OPT_PWSTDIN, 0, "read the password from stdin"},
@@ -96,16 +91,10 @@ static int apply(ctl_t *ctl, admin_opts_t *o, int opt, const char *arg)
 {
     char *end;
 
+    if (ctl_db_option(ctl, opt, arg)) {
+        return CTL_EXIT_OK;
+    }
     switch (opt) {
-    case OPT_DSN:
-        ctl->dsn = arg;
-        break;
-    case OPT_DRIVER:
-        ctl->driver_name = arg;
-        break;
-    case OPT_PARAMS:
-        ctl->params = arg;
-        break;
     case OPT_USERNAME:
         o->username = arg;
         break;

@@ -19,10 +19,7 @@
 #include "ctl_ledger.h"
 
 enum {
-    OPT_DSN = 400,
-    OPT_DRIVER,
-    OPT_PARAMS,
-    OPT_ACCOUNT,
+    OPT_ACCOUNT = CTL_OPT_OWN,
     OPT_JSON,
     OPT_BATCH,
     OPT_FORMAT,
@@ -31,9 +28,7 @@ enum {
 };
 
 static const apr_getopt_option_t ledger_options[] = {
-    {"dsn", OPT_DSN, 1, "database URL"},
-    {"driver", OPT_DRIVER, 1, "apr_dbd driver"},
-    {"params", OPT_PARAMS, 1, "apr_dbd parameters"},
+    CTL_DB_OPTIONS,
     {"account", OPT_ACCOUNT, 1, "one account id"},
     {"json", OPT_JSON, 0, "machine-readable output"},
     {"batch", OPT_BATCH, 1, "rows per query"},
@@ -73,16 +68,10 @@ static int apply(ctl_ledger_opts_t *o, int opt, const char *arg)
     ctl_t *ctl = o->ctl;
     apr_int64_t v;
 
+    if (ctl_db_option(ctl, opt, arg)) {
+        return CTL_EXIT_OK;
+    }
     switch (opt) {
-    case OPT_DSN:
-        ctl->dsn = arg;
-        return CTL_EXIT_OK;
-    case OPT_DRIVER:
-        ctl->driver_name = arg;
-        return CTL_EXIT_OK;
-    case OPT_PARAMS:
-        ctl->params = arg;
-        return CTL_EXIT_OK;
     case OPT_ACCOUNT:
         return parse_i64(arg, "--account", 1, APR_INT64_MAX, &o->account);
     case OPT_JSON:

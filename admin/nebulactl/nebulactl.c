@@ -60,12 +60,10 @@ static const char usage_text[] =
     "\n"
     "exit status: 0 ok, 1 error, 2 usage\n";
 
-enum { OPT_DSN = 256, OPT_DRIVER, OPT_PARAMS, OPT_TO, OPT_SQLDIR, OPT_LOCKTO };
+enum { OPT_TO = CTL_OPT_OWN, OPT_SQLDIR, OPT_LOCKTO };
 
 static const apr_getopt_option_t options[] = {
-    {"dsn", OPT_DSN, 1, "database URL"},
-    {"driver", OPT_DRIVER, 1, "apr_dbd driver"},
-    {"params", OPT_PARAMS, 1, "apr_dbd parameters"},
+    CTL_DB_OPTIONS,
     {"to", OPT_TO, 1, "target version"},
     {"sql-dir", OPT_SQLDIR, 1, "migrations folder"},
     {"lock-timeout", OPT_LOCKTO, 1, "lock timeout (s)"},
@@ -125,16 +123,10 @@ static int apply_option(ctl_t *ctl, int opt, const char *arg)
 {
     int secs;
 
+    if (ctl_db_option(ctl, opt, arg)) {
+        return CTL_EXIT_OK;
+    }
     switch (opt) {
-    case OPT_DSN:
-        ctl->dsn = arg;
-        return CTL_EXIT_OK;
-    case OPT_DRIVER:
-        ctl->driver_name = arg;
-        return CTL_EXIT_OK;
-    case OPT_PARAMS:
-        ctl->params = arg;
-        return CTL_EXIT_OK;
     case OPT_TO:
         return parse_int(arg, "--to", 0, &ctl->to_version);
     case OPT_SQLDIR:
@@ -182,6 +174,23 @@ int ctl_getopt(ctl_t *ctl, int argc, const char *const *argv,
         return CTL_EXIT_USAGE;
     }
     return CTL_EXIT_OK;
+}
+
+int ctl_db_option(ctl_t *ctl, int opt, const char *arg)
+{
+    switch (opt) {
+    case CTL_OPT_DSN:
+        ctl->dsn = arg;
+        return 1;
+    case CTL_OPT_DRIVER:
+        ctl->driver_name = arg;
+        return 1;
+    case CTL_OPT_PARAMS:
+        ctl->params = arg;
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int ctl_dsn_settle(ctl_t *ctl)
