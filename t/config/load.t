@@ -63,6 +63,29 @@ syntax_ok('gov alone', base_conf("LoadModule nebula_gov_module $so{gov}\nNebulaA
     isnt($rc, 0, 'a bad directive value fails httpd -t');
     like($out, qr/NebulaQuotaPerUSD: give a whole number/, 'the error names the directive');
 }
+# each billing directive refuses a bad value, naming itself
+for my $case (
+    [ 'NebulaBillingUnpriced Maybe',            qr/NebulaBillingUnpriced: give Refuse or Free/ ],
+    [ 'NebulaReserveMaxOutput -1',              qr/NebulaReserveMaxOutput: give a whole number/ ],
+    [ 'NebulaReservationTTL 2s',                qr/NebulaReservationTTL: give a duration/ ],
+    [ 'NebulaIdempotencyTTL forever',           qr/NebulaIdempotencyTTL: give a duration/ ],
+    [ 'NebulaIdempotencyMaxBody 10',            qr/NebulaIdempotencyMaxBody: give a whole number/ ],
+    [ 'NebulaSchedulerInterval 0',              qr/NebulaSchedulerInterval: give a duration/ ],
+    [ 'NebulaTimeZone "Europe/Berlin;rm"',      qr/NebulaTimeZone: give a time zone name/ ],
+    [ 'NebulaNotifyWebhook ftp://x/ secret-of-sixteen-chars', qr/NebulaNotifyWebhook: give an http/ ],
+    [ 'NebulaNotifyWebhook http://x/ short',    qr/NebulaNotifyWebhook: give the signing secret/ ],
+    [ 'NebulaNotifySMTP localhost',             qr/NebulaNotifySMTP: give host:port/ ],
+    [ 'NebulaNotifyFrom nobody',                qr/NebulaNotifyFrom: give an e-mail address/ ],
+    [ 'NebulaNotifyExpiryDays 400',             qr/NebulaNotifyExpiryDays: give a whole number/ ],
+) {
+    my ($line, $re) = @$case;
+    my $file = "$tmp/bad-billing.conf";
+    open(my $fh, '>', $file) or die $!;
+    print $fh base_conf("LoadModule nebula_billing_module $so{billing}\n$line\n");
+    close $fh;
+    my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
+    ok($rc != 0 && $out =~ $re, "refused: $line") or diag $out;
+}
 # every directive the modules define is documented in conf/nebula.conf
 {
     my $conf = do { local (@ARGV, $/) = "$top/conf/nebula.conf"; <> };
