@@ -312,7 +312,7 @@ static apr_status_t build_mysql(const url_t *u, int go_form, nebula_dbd_dsn_t *o
                                {"pass", u->pass},
                                {"dbname", u->db}};
     apr_size_t i;
-    int j;
+    int j, reconnect_given = 0;
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if (mysql_add(parts, fields[i][0], fields[i][1], errmsg, pool)) {
@@ -335,6 +335,13 @@ static apr_status_t build_mysql(const url_t *u, int go_form, nebula_dbd_dsn_t *o
         if (mysql_add(parts, key, kv->value, errmsg, pool)) {
             return APR_EINVAL;
         }
+        reconnect_given |= !strcmp(key, "reconnect");
+    }
+    /* A reconnect inside mysql_ping would keep the handle but lose every
+     * statement prepared on it; without it, mod_dbd replaces a dead
+     * connection with a new one (docs/design-notes.md). */
+    if (!reconnect_given) {
+        APR_ARRAY_PUSH(parts, const char *) = "reconnect=0";
     }
     out->dialect = NEBULA_DBD_MYSQL;
     out->driver = "mysql";

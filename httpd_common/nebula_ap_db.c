@@ -1,16 +1,42 @@
 /* nebula_ap_db.c: parameterised statements on connections borrowed from
  * mod_dbd (see nebula_ap_db.h). Prepared statements are cached per
- * connection in the connection's own pool, so they live exactly as long as
- * the connection and are prepared after the schema was migrated. */
+ * connection in a subpool of the connection's pool, so they live as long as
+ * the connection and are prepared after the schema was migrated.
+ *
+ * A dead PostgreSQL or MySQL connection is not replaced by mod_dbd: its
+ * check on the next acquire reconnects the same handle (PQreset,
+ * mysql_ping), and the server forgets every statement prepared on it. So a
+ * failed statement marks the cache stale; the next statement used outside a
+ * transaction drops the cache and prepares afresh, under a new generation of
+ * server-side names (the old ones may still exist if the connection lived).
+ * SQLite handles are never reconnected, and its statements are not
+ * finalised by pool cleanup, so its cache is never dropped.
+ *
+ * A server that ended a pooled connection is noticed only by the first
+ * statement sent on it. When that first statement of a borrow is a SELECT or
+ * the BEGIN of a transaction, nothing was done on the server, so the
+ * connection is given back, a fresh one borrowed and the statement sent
+ * again: a database failover costs no request. Other first statements
+ * (autocommit writes) are never repeated: the server may have run them. */
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_dbd.h>
+#include <apr_lib.h>
 #include <mod_dbd.h>
+#include <strings.h>
 #include "nebula_ap.h"
 #include "nebula_ap_db.h"
 
 #define STMT_CACHE_KEY "nebula:stmts"
+
+/* The statement cache of one connection, in its pool's userdata. */
+typedef struct {
+    apr_pool_t *pool;      /* statements; a subpool of the connection's */
+    apr_hash_t *stmts;     /* label -> apr_dbd_prepared_t */
+    unsigned gen;          /* names prepared as neb<gen>_<label> after a drop */
+    int stale;             /* a statement failed: the server may have forgotten */
+} db_cache_t;
 
 struct nebula_ap_db_t {
     apr_pool_t *pool;      /* the borrower's */
@@ -18,7 +44,17 @@ struct nebula_ap_db_t {
     ap_dbd_t *dbd;
     nebula_dbd_dialect_e dialect;
     int in_txn;
+    int fresh;             /* no statement was sent on this borrow yet */
+    int reborrows;         /* connections replaced in this borrow */
 };
+
+/* A borrow tries up to this many connections, for at most this long:
+ * mod_dbd answers NULL for each pooled one that fails its check (and drops
+ * it), which is quick; when the server is really away, opening a new one
+ * fails too, and the time limit ends the tries. The same bound applies to
+ * connections replaced after a failed first statement. */
+#define DB_OPEN_TRIES 8
+#define DB_OPEN_BUDGET apr_time_from_msec(100)
 
 static apr_status_t db_cleanup(void *data)
 {
@@ -26,16 +62,31 @@ static apr_status_t db_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-nebula_ap_db_t *nebula_ap_db_open(apr_pool_t *p, server_rec *s)
+static ap_dbd_t *db_borrow(apr_pool_t *p, server_rec *s)
 {
     APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
-    nebula_ap_db_t *db;
-    ap_dbd_t *dbd;
+    ap_dbd_t *dbd = NULL;
+    apr_time_t start = apr_time_now();
+    int i;
 
-    if (dbd_open == NULL || (dbd = dbd_open(p, s)) == NULL) {
+    for (i = 0; dbd_open && dbd == NULL && i < DB_OPEN_TRIES
+                && apr_time_now() - start < DB_OPEN_BUDGET; ++i) {
+        dbd = dbd_open(p, s);
+    }
+    if (dbd == NULL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "NEB00010: no database connection (is mod_dbd loaded and "
                      "DBDriver/DBDParams right?)");
+    }
+    return dbd;
+}
+
+nebula_ap_db_t *nebula_ap_db_open(apr_pool_t *p, server_rec *s)
+{
+    nebula_ap_db_t *db;
+    ap_dbd_t *dbd = db_borrow(p, s);
+
+    if (dbd == NULL) {
         return NULL;
     }
     db = apr_pcalloc(p, sizeof(*db));
@@ -43,8 +94,40 @@ nebula_ap_db_t *nebula_ap_db_open(apr_pool_t *p, server_rec *s)
     db->s = s;
     db->dbd = dbd;
     db->dialect = nebula_dbd_dialect_of(dbd->driver);
+    db->fresh = 1;
     apr_pool_cleanup_register(p, db, db_cleanup, apr_pool_cleanup_null);
     return db;
+}
+
+static void db_failed(nebula_ap_db_t *db);
+
+/* After the first statement of a borrow failed (see the top of the file):
+ * 1 when a fresh connection replaced this one and the statement may be sent
+ * again, 0 when it must not be or none could be had. */
+static int db_reborrow(nebula_ap_db_t *db)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+
+    if (!db->fresh || db->in_txn || db->dialect == NEBULA_DBD_SQLITE
+        || db->reborrows++ >= DB_OPEN_TRIES) {
+        db->fresh = 0;
+        return 0;
+    }
+    db->fresh = 0;
+    db_failed(db);
+    /* mod_dbd checks it when it is next lent: PQreset, or dropped */
+    if (dbd_close) {
+        dbd_close(db->s, db->dbd);
+    }
+    db->dbd = db_borrow(db->pool, db->s);
+    if (db->dbd == NULL) {
+        return 0;
+    }
+    db->fresh = 1;   /* the next pooled one may have been ended too */
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, db->s,
+                 "NEB00012: the database ended a pooled connection; "
+                 "the statement was sent again on another");
+    return 1;
 }
 
 void nebula_ap_db_close(nebula_ap_db_t *db)
@@ -74,31 +157,66 @@ static const char *db_error(nebula_ap_db_t *db, int rv)
     return nebula_dbd_errmsg(db->dbd->driver, db->dbd->handle, rv, db->pool);
 }
 
+static db_cache_t *db_cache(nebula_ap_db_t *db)
+{
+    db_cache_t *c = NULL;
+
+    apr_pool_userdata_get((void **)&c, STMT_CACHE_KEY, db->dbd->pool);
+    if (c == NULL) {
+        c = apr_pcalloc(db->dbd->pool, sizeof(*c));
+        apr_pool_create(&c->pool, db->dbd->pool);
+        apr_pool_tag(c->pool, "nebula_stmts");
+        c->stmts = apr_hash_make(c->pool);
+        apr_pool_userdata_setn(c, STMT_CACHE_KEY, NULL, db->dbd->pool);
+    }
+    return c;
+}
+
+/* Note a failed statement: the connection may be reconnected under us. */
+static void db_failed(nebula_ap_db_t *db)
+{
+    if (db->dialect != NEBULA_DBD_SQLITE) {
+        db_cache(db)->stale = 1;
+    }
+}
+
 /* The statement prepared on this connection for @a label. */
 static apr_dbd_prepared_t *db_stmt(nebula_ap_db_t *db, const char *label, const char *sql,
                                    const char **err)
 {
-    apr_hash_t *cache = NULL;
+    db_cache_t *c;
     apr_dbd_prepared_t *stmt;
+    const char *name;
     int rv;
 
-    apr_pool_userdata_get((void **)&cache, STMT_CACHE_KEY, db->dbd->pool);
-    if (cache == NULL) {
-        cache = apr_hash_make(db->dbd->pool);
-        apr_pool_userdata_setn(cache, STMT_CACHE_KEY, NULL, db->dbd->pool);
+    if (db->dbd == NULL) {
+        *err = "no database connection";
+        return NULL;
     }
-    stmt = apr_hash_get(cache, label, APR_HASH_KEY_STRING);
+    c = db_cache(db);
+    if (c->stale && !db->in_txn) {
+        apr_pool_clear(c->pool);   /* MySQL closes its statements here */
+        c->stmts = apr_hash_make(c->pool);
+        c->stale = 0;
+        c->gen++;
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, db->s,
+                     "NEB00011: a statement failed on this connection; "
+                     "preparing afresh (generation %u)", c->gen);
+    }
+    stmt = apr_hash_get(c->stmts, label, APR_HASH_KEY_STRING);
     if (stmt != NULL) {
         return stmt;
     }
     /* pgsql names the server-side statement after the label */
-    rv = apr_dbd_prepare(db->dbd->driver, db->dbd->pool, db->dbd->handle, sql,
-                         apr_pstrcat(db->dbd->pool, "neb_", label, NULL), &stmt);
+    name = c->gen ? apr_psprintf(c->pool, "neb%u_%s", c->gen, label)
+                  : apr_pstrcat(c->pool, "neb_", label, NULL);
+    rv = apr_dbd_prepare(db->dbd->driver, c->pool, db->dbd->handle, sql, name, &stmt);
     if (rv != 0) {
         *err = apr_psprintf(db->pool, "prepare %s: %s", label, db_error(db, rv));
+        db_failed(db);
         return NULL;
     }
-    apr_hash_set(cache, apr_pstrdup(db->dbd->pool, label), APR_HASH_KEY_STRING, stmt);
+    apr_hash_set(c->stmts, apr_pstrdup(c->pool, label), APR_HASH_KEY_STRING, stmt);
     return stmt;
 }
 
@@ -109,6 +227,7 @@ apr_status_t nebula_ap_db_exec(nebula_ap_db_t *db, const char *label, const char
     apr_dbd_prepared_t *stmt = db_stmt(db, label, sql, err);
     int rv, n = 0;
 
+    db->fresh = 0;   /* a write is never sent twice */
     if (stmt == NULL) {
         return APR_EGENERAL;
     }
@@ -116,6 +235,7 @@ apr_status_t nebula_ap_db_exec(nebula_ap_db_t *db, const char *label, const char
                         (const char **)args);
     if (rv != 0) {
         *err = apr_psprintf(db->pool, "%s: %s", label, db_error(db, rv));
+        db_failed(db);
         return APR_EGENERAL;
     }
     if (affected) {
@@ -149,9 +269,9 @@ static void copy_rows(nebula_ap_db_t *db, apr_dbd_results_t *res, nebula_dbd_row
     }
 }
 
-apr_status_t nebula_ap_db_select(nebula_ap_db_t *db, const char *label, const char *sql,
-                                 int nargs, const char *const *args,
-                                 nebula_dbd_rows_t *rows, const char **err)
+static apr_status_t db_select_once(nebula_ap_db_t *db, const char *label, const char *sql,
+                                   int nargs, const char *const *args,
+                                   nebula_dbd_rows_t *rows, const char **err)
 {
     apr_dbd_prepared_t *stmt = db_stmt(db, label, sql, err);
     apr_dbd_results_t *res = NULL;
@@ -164,10 +284,33 @@ apr_status_t nebula_ap_db_select(nebula_ap_db_t *db, const char *label, const ch
                          (const char **)args);
     if (rv != 0) {
         *err = apr_psprintf(db->pool, "%s: %s", label, db_error(db, rv));
+        db_failed(db);
         return APR_EGENERAL;
     }
     copy_rows(db, res, rows);
     return APR_SUCCESS;
+}
+
+/* A plain query, which may be sent twice (not INSERT ... RETURNING). */
+static int db_is_query(const char *sql)
+{
+    while (apr_isspace(*sql)) {
+        ++sql;
+    }
+    return strncasecmp(sql, "SELECT", 6) == 0;
+}
+
+apr_status_t nebula_ap_db_select(nebula_ap_db_t *db, const char *label, const char *sql,
+                                 int nargs, const char *const *args,
+                                 nebula_dbd_rows_t *rows, const char **err)
+{
+    apr_status_t rv;
+
+    do {
+        rv = db_select_once(db, label, sql, nargs, args, rows, err);
+    } while (rv != APR_SUCCESS && db_is_query(sql) && db_reborrow(db));
+    db->fresh = 0;
+    return rv;
 }
 
 apr_status_t nebula_ap_db_insert(nebula_ap_db_t *db, const char *label, const char *sql,
@@ -214,17 +357,34 @@ apr_int64_t nebula_ap_db_int(const nebula_dbd_rows_t *rows, int i, int j)
 apr_status_t nebula_ap_db_begin(nebula_ap_db_t *db, const char **err)
 {
     const char *sql = db->dialect == NEBULA_DBD_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
-    int rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, sql, err, db->pool);
+    int rv;
 
+    do {
+        if (db->dbd == NULL) {
+            *err = "no database connection";
+            return APR_EGENERAL;
+        }
+        rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, sql, err, db->pool);
+    } while (rv != 0 && db_reborrow(db));
+    db->fresh = 0;
     db->in_txn = (rv == 0);
+    if (rv != 0) {
+        db_failed(db);
+    }
     return rv == 0 ? APR_SUCCESS : APR_EGENERAL;
 }
 
 apr_status_t nebula_ap_db_commit(nebula_ap_db_t *db, const char **err)
 {
-    int rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, "COMMIT", err, db->pool);
+    int rv;
 
+    if (db->dbd == NULL) {
+        *err = "no database connection";
+        return APR_EGENERAL;
+    }
+    rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, "COMMIT", err, db->pool);
     if (rv != 0) {
+        db_failed(db);
         nebula_ap_db_rollback(db);
         return APR_EGENERAL;
     }
@@ -237,6 +397,9 @@ apr_status_t nebula_ap_db_rollback(nebula_ap_db_t *db)
     const char *err = NULL;
 
     db->in_txn = 0;
+    if (db->dbd == NULL) {
+        return APR_EGENERAL;
+    }
     return nebula_dbd_exec(db->dbd->driver, db->dbd->handle, "ROLLBACK", &err, db->pool)
                ? APR_EGENERAL
                : APR_SUCCESS;

@@ -9,6 +9,10 @@
 #   scripts/testdb.sh pause <vardir> pg|mysql   stop one server, keeping its data
 #   scripts/testdb.sh resume <vardir> pg|mysql  start it again (same port)
 #     (the outage tests: t/billing/outage.t)
+#   scripts/testdb.sh drop-clients <vardir> pg|mysql
+#                                      end every client connection to the
+#                                      httpd's database, the server staying up
+#                                      (t/db/reconnect.t)
 #
 # Environment:
 #   NEBULA_TESTDB_SERVICES  which servers to run (default "pg mysql redis")
@@ -217,6 +221,32 @@ do_resume() {
     esac
 }
 
+# The server ends the connections the way a restart or failover does.
+do_drop_clients() {
+    local dir sock
+    case "$1" in
+    pg)
+        dir=$VARDIR/pg
+        find_pg_bin
+        "$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$(sed -n 's/^-p \([0-9]*\).*/\1/p' "$dir/options")" \
+            -U "$DB_USER" -d postgres -v ON_ERROR_STOP=1 -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                                   WHERE datname = '$HTTPD_DB_NAME' AND pid <> pg_backend_pid()" ||
+            die "cannot end the PostgreSQL clients"
+        ;;
+    mysql)
+        sock=$(cat "$VARDIR/mariadb/socket")
+        mariadb --no-defaults --socket="$sock" -uroot -N -B -e \
+            "SELECT id FROM information_schema.processlist
+             WHERE db = '$HTTPD_DB_NAME' AND id <> CONNECTION_ID()" |
+            while read -r id; do
+                mariadb --no-defaults --socket="$sock" -uroot -e "KILL CONNECTION $id" 2>/dev/null || true
+                echo "$id"
+            done | wc -l
+        ;;
+    *) usage ;;
+    esac
+}
+
 start_mysql() {
     local dir=$VARDIR/mariadb port sock pw log
     command -v mariadbd >/dev/null 2>&1 || PATH=$PATH:/usr/sbin
@@ -245,9 +275,9 @@ start_mysql() {
         GRANT ALL ON $HTTPD_DB_NAME.* TO '$DB_USER'@'127.0.0.1';
         GRANT ALL ON $HTTPD_DB_NAME.* TO '$DB_USER'@'localhost';" >>"$dir/stdout.log" 2>&1 ||
         die "creating the MariaDB database and user failed (see $dir/stdout.log)"
-    echo "export NEBULA_TEST_MYSQL_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$DB_NAME'" \
+    echo "export NEBULA_TEST_MYSQL_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$DB_NAME reconnect=0'" \
         >>"$VARDIR/testdb.env.partial"
-    echo "export NEBULA_TEST_MYSQL_HTTPD_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$HTTPD_DB_NAME'" \
+    echo "export NEBULA_TEST_MYSQL_HTTPD_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$HTTPD_DB_NAME reconnect=0'" \
         >>"$VARDIR/testdb.env.partial"
 }
 
@@ -328,6 +358,7 @@ start) do_start ;;
 stop) do_stop ;;
 pause) [ $# -eq 3 ] || usage; do_pause "$3" ;;
 resume) [ $# -eq 3 ] || usage; do_resume "$3" ;;
+drop-clients) [ $# -eq 3 ] || usage; do_drop_clients "$3" ;;
 env)
     [ -f "$VARDIR/testdb.env" ] || die "not started in $VARDIR (run: $0 start $VARDIR)"
     cat "$VARDIR/testdb.env"

@@ -13,7 +13,14 @@ our @EXPORT_OK = qw(admin api mock_url mock_records mock_clear relay_hostport
                     new_user new_key new_channel chat);
 
 our $TOKEN = 'nebula-test-admin-token-0123456789abcdef';
-my $ua = LWP::UserAgent->new(keep_alive => 4, timeout => 60);
+# one user agent per process: a forked child must not write into the
+# parent's kept-alive connections
+my ($ua, $ua_pid);
+sub ua {
+    ($ua, $ua_pid) = (LWP::UserAgent->new(keep_alive => 4, timeout => 60), $$)
+        unless $ua && $ua_pid == $$;
+    return $ua;
+}
 
 sub hostport_of {
     my ($vhost) = @_;
@@ -34,7 +41,7 @@ sub api {
         $req->header('Content-Type' => 'application/json');
         $req->content(encode_json($body));
     }
-    my $res = $ua->request($req);
+    my $res = ua()->request($req);
     my $data = eval { decode_json($res->content) } // $res->content;
     return ($res->code, $data);
 }
@@ -89,7 +96,7 @@ sub new_channel {
 
 sub mock_records {
     my ($tag, $last) = @_;
-    my $res = $ua->get(mock_url() . "/_mock/records?last=" . ($last || 100) . "&tag=$tag");
+    my $res = ua()->get(mock_url() . "/_mock/records?last=" . ($last || 100) . "&tag=$tag");
     return decode_json($res->content);
 }
 
@@ -102,7 +109,7 @@ sub chat {
     $req->header('Content-Type' => 'application/json');
     $req->header($_ => $h{$_}) for keys %h;
     $req->content(ref $body ? encode_json($body) : $body);
-    return $ua->request($req);
+    return ua()->request($req);
 }
 
 1;
