@@ -69,6 +69,9 @@ int main(void)
     srunner_add_suite(sr, unit_price_suite());
     srunner_add_suite(sr, unit_ledger_suite());
     srunner_add_suite(sr, unit_period_suite());
+    srunner_add_suite(sr, unit_conv_anthropic_suite());
+    srunner_add_suite(sr, unit_conv_gemini_suite());
+    srunner_add_suite(sr, unit_conv_responses_suite());
     srunner_set_tap(sr, "-");
     srunner_run_all(sr, CK_SILENT);
     failed = srunner_ntests_failed(sr);

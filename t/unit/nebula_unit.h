@@ -27,5 +27,8 @@ Suite *unit_tokens_suite(void);
 Suite *unit_price_suite(void);
 Suite *unit_ledger_suite(void);
 Suite *unit_period_suite(void);
+Suite *unit_conv_anthropic_suite(void);
+Suite *unit_conv_gemini_suite(void);
+Suite *unit_conv_responses_suite(void);
 
 #endif /* NEBULA_UNIT_H */
