@@ -17,7 +17,18 @@
  * the BEGIN of a transaction, nothing was done on the server, so the
  * connection is given back, a fresh one borrowed and the statement sent
  * again: a database failover costs no request. Other first statements
- * (autocommit writes) are never repeated: the server may have run them. */
+ * (autocommit writes) are never repeated: the server may have run them.
+ *
+ * SQLite: apr_dbd_sqlite3 runs every statement under one mutex for the whole
+ * process, and SQLite's busy handler sleeps inside the statement. A thread
+ * waiting for the file's write lock would hold that mutex while the thread
+ * of the same process that owns the write lock needs it to finish: every
+ * writer of the process stalls for the busy timeout, again and again (a
+ * convoy that looked like a hang under 200 concurrent billed requests). So
+ * within a process SQLite writers take turns on a mutex of our own first:
+ * a write transaction holds it from BEGIN to COMMIT or ROLLBACK, an
+ * autocommit write for its statement. Readers never wait (WAL), and other
+ * processes are still arbitrated by the file lock. */
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -25,6 +36,7 @@
 #include <apr_lib.h>
 #include <mod_dbd.h>
 #include <strings.h>
+#include <pthread.h>
 #include "nebula_ap.h"
 #include "nebula_ap_db.h"
 
@@ -46,7 +58,29 @@ struct nebula_ap_db_t {
     int in_txn;
     int fresh;             /* no statement was sent on this borrow yet */
     int reborrows;         /* connections replaced in this borrow */
+    int writing;           /* holds sqlite_writer */
 };
+
+/* SQLite's writers of this process, one at a time (see the top of the file);
+ * recursive, so that a thread writing on two connections cannot lock itself
+ * out. A static initialiser: no child_init ordering to get wrong. */
+static pthread_mutex_t sqlite_writer = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+
+static void writer_lock(nebula_ap_db_t *db)
+{
+    if (db->dialect == NEBULA_DBD_SQLITE && !db->writing) {
+        pthread_mutex_lock(&sqlite_writer);
+        db->writing = 1;
+    }
+}
+
+static void writer_unlock(nebula_ap_db_t *db)
+{
+    if (db->writing) {
+        db->writing = 0;
+        pthread_mutex_unlock(&sqlite_writer);
+    }
+}
 
 /* A borrow tries up to this many connections, for at most this long:
  * mod_dbd answers NULL for each pooled one that fails its check (and drops
@@ -140,6 +174,7 @@ void nebula_ap_db_close(nebula_ap_db_t *db)
     if (db->in_txn) {
         nebula_ap_db_rollback(db);
     }
+    writer_unlock(db);
     if (dbd_close) {
         dbd_close(db->s, db->dbd);
     }
@@ -231,8 +266,12 @@ apr_status_t nebula_ap_db_exec(nebula_ap_db_t *db, const char *label, const char
     if (stmt == NULL) {
         return APR_EGENERAL;
     }
+    writer_lock(db);
     rv = apr_dbd_pquery(db->dbd->driver, db->pool, db->dbd->handle, &n, stmt, nargs,
                         (const char **)args);
+    if (!db->in_txn) {
+        writer_unlock(db);
+    }
     if (rv != 0) {
         *err = apr_psprintf(db->pool, "%s: %s", label, db_error(db, rv));
         db_failed(db);
@@ -359,9 +398,11 @@ apr_status_t nebula_ap_db_begin(nebula_ap_db_t *db, const char **err)
     const char *sql = db->dialect == NEBULA_DBD_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
     int rv;
 
+    writer_lock(db);
     do {
         if (db->dbd == NULL) {
             *err = "no database connection";
+            writer_unlock(db);
             return APR_EGENERAL;
         }
         rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, sql, err, db->pool);
@@ -370,6 +411,7 @@ apr_status_t nebula_ap_db_begin(nebula_ap_db_t *db, const char **err)
     db->in_txn = (rv == 0);
     if (rv != 0) {
         db_failed(db);
+        writer_unlock(db);
     }
     return rv == 0 ? APR_SUCCESS : APR_EGENERAL;
 }
@@ -389,18 +431,21 @@ apr_status_t nebula_ap_db_commit(nebula_ap_db_t *db, const char **err)
         return APR_EGENERAL;
     }
     db->in_txn = 0;
+    writer_unlock(db);
     return APR_SUCCESS;
 }
 
 apr_status_t nebula_ap_db_rollback(nebula_ap_db_t *db)
 {
     const char *err = NULL;
+    apr_status_t rv = APR_EGENERAL;
 
     db->in_txn = 0;
-    if (db->dbd == NULL) {
-        return APR_EGENERAL;
+    if (db->dbd != NULL) {
+        rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, "ROLLBACK", &err, db->pool)
+                 ? APR_EGENERAL
+                 : APR_SUCCESS;
     }
-    return nebula_dbd_exec(db->dbd->driver, db->dbd->handle, "ROLLBACK", &err, db->pool)
-               ? APR_EGENERAL
-               : APR_SUCCESS;
+    writer_unlock(db);
+    return rv;
 }
