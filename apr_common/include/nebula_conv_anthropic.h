@@ -18,6 +18,14 @@
  * through these converters, so signatures survive byte for byte there.
  * Usage: Anthropic input_tokens excludes cache reads and writes; chat
  * prompt_tokens includes them (prompt_tokens_details.cached_tokens = reads).
+ * Where the protocols differ: a tool_result's text blocks are joined by
+ * newlines into the tool message (its images follow in the user message,
+ * is_error prefixes "Error: "); system text blocks and system/developer
+ * messages are joined by blank lines; tool_choice is dropped when there are
+ * no tools (both APIs refuse it); a chat temperature above 1 becomes 1;
+ * tool call arguments that are not a JSON object refuse a request and
+ * become {} in an answer. Blocks other than text, image, tool_use,
+ * tool_result and thinking (documents, server tools) are refused.
  */
 #ifndef NEBULA_CONV_ANTHROPIC_H
 #define NEBULA_CONV_ANTHROPIC_H
@@ -81,7 +89,9 @@ nebula_conv_c2a_t *nebula_conv_c2a_create(apr_pool_t *p, const char *model,
  *  content_block_start / content_block_delta (text_delta, or input_json_delta
  *  for tool calls) / content_block_stop as blocks open and close. A chunk
  *  with only usage emits nothing; its finish_reason is kept for finish().
- *  A chunk {"error":...} becomes an "error" event. */
+ *  A chunk {"error":...} becomes an "error" event, which ends the stream
+ *  (later chunks and finish() add nothing). delta.reasoning_content is
+ *  dropped (a thinking block would need a signature). */
 void nebula_conv_c2a_feed(nebula_conv_c2a_t *st, const json_t *chunk,
                           apr_array_header_t *out);
 /** The upstream ended: close the open block, then message_delta (stop
