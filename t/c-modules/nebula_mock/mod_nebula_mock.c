@@ -14,11 +14,40 @@
  *   OpenAI     POST /v1/chat/completions, POST /v1/completions,
  *              POST /v1/embeddings, POST /v1/moderations, GET /v1/models,
  *              GET /v1/models/{id},
- *              POST /v1/responses
- *   Anthropic  POST /v1/messages (and GET /v1/models with anthropic-version)
+ *              POST /v1/responses, GET /v1/responses/{id} (a completed
+ *              response with that id, the usual text, input_tokens 0, model
+ *              the first NebulaMockModels id), DELETE /v1/responses/{id}
+ *              ({"id", "object": "response.deleted", "deleted": true}),
+ *              POST /v1/images/generations (JSON), POST /v1/images/edits and
+ *              /v1/images/variations (multipart/form-data: image or image[]
+ *              files, mask, prompt, model, n, size, response_format),
+ *              POST /v1/audio/speech (JSON; binary answer),
+ *              POST /v1/audio/transcriptions, /v1/audio/translations
+ *              (multipart: file, model, response_format, language, prompt)
+ *   Azure      /openai/deployments/{d}/<any OpenAI route above without /v1>
+ *              ?api-version=...: answered as OpenAI's, the model echoed is
+ *              the deployment {d}
+ *   Anthropic  POST /v1/messages, POST /v1/messages/count_tokens
+ *              ({"input_tokens": P}), GET /v1/models with anthropic-version
  *   Gemini     POST /v1beta/models/{model}:generateContent
  *              POST /v1beta/models/{model}:streamGenerateContent[?alt=sse]
  *              (without alt=sse: one streamed JSON array, as Google does)
+ *              POST /v1beta/models/{model}:countTokens ({"totalTokens": P})
+ *              POST /v1beta/models/{model}:embedContent ({"embedding":
+ *              {"values": [...]}}, the vector /v1/embeddings gives the parts'
+ *              texts joined; outputDimensionality, default 8) and
+ *              :batchEmbedContents ({"embeddings": [...]})
+ *              GET /v1beta/models ({"models": [Model...]} from
+ *              NebulaMockModels: name "models/<id>", displayName,
+ *              supportedGenerationMethods ...), GET /v1beta/models/{id}
+ *   Rerank     POST /v1/rerank (Jina), /v2/rerank (Cohere): {model, query,
+ *              documents (strings or {text}), top_n, return_documents
+ *              (default true)} -> {id, model, results: [{index,
+ *              relevance_score, document: {text}}], usage: {total_tokens: P},
+ *              meta: {billed_units: {search_units: 1}}}. relevance_score =
+ *              distinct query words found in the document / distinct query
+ *              words (words: lower-cased alphanumeric runs); results sorted
+ *              by score, then index; cut at top_n
  *   Webhooks   POST /hooks/<anything>: 200 {"received":true}, no auth, the
  *              body taken as it is ([[mock ...]] markers in it apply); for
  *              the gateway's outbound notifications (NebulaNotifyWebhook)
@@ -36,7 +65,14 @@
  *         responses:   instructions + input (string, or items' content
  *                      string or content parts' text)
  *         anthropic:   system (string or blocks' text) + messages[].content
+ *                      (count_tokens too)
  *         gemini:      systemInstruction.parts[].text + contents[].parts[].text
+ *                      (countTokens: the same, or of generateContentRequest;
+ *                      embedContent: content.parts[].text, batch: of all)
+ *         rerank:      query + documents' text
+ *         images:      prompt; speech: input; transcriptions: prompt
+ *       Only "text" parts count: tool definitions, tool calls, tool results
+ *       and image parts do not (the record has the whole body).
  *   N = completion tokens = number of content events = `events` (default 5),
  *       capped by max_completion_tokens / max_tokens / max_output_tokens /
  *       generationConfig.maxOutputTokens; when capped the finish reason is
@@ -46,8 +82,62 @@
  *   "tok1 tok2 ... tokN " (N words). total = P + N. Embeddings: usage is
  *   {prompt_tokens: P, total_tokens: P}. The response's model echoes the
  *   request's model. Anthropic's message_start carries output_tokens 1 (0
- *   when N is 0), as the real API does; message_delta carries the final,
- *   cumulative counts.
+ *   when the output is 0), as the real API does; message_delta carries the
+ *   final, cumulative counts.
+ *   Tool calls (tool_call=NAME): the answer is one call to NAME with the
+ *     arguments A = tool_args (compact JSON, ASCII) instead of text; usage
+ *     stays N (completion tokens = N, as for text). Streams cut A into
+ *     max(2, min(N, length of A)) pieces of near-equal length (their
+ *     concatenation is A); drop_after / malformed_after count pieces. The
+ *     finish reason is "tool_calls" / "tool_use" / STOP / "completed" even
+ *     when N was capped. Legacy completions ignore tool_call.
+ *       OpenAI chat: message content null, tool_calls [{id "call_...",
+ *         type function, function {name, arguments A}}]; stream: first
+ *         chunk {role, content null, tool_calls [{index 0, id, type,
+ *         function {name, arguments ""}}], refusal null}, then one chunk per
+ *         piece {tool_calls [{index 0, function {arguments piece}}]}, then
+ *         {} with finish_reason "tool_calls" (then usage, [DONE]).
+ *       Responses: output [{id "fc_...", type function_call, status, arguments
+ *         A, call_id "call_...", name}]; stream: created, in_progress,
+ *         output_item.added (arguments ""), function_call_arguments.delta
+ *         per piece, function_call_arguments.done {arguments, name},
+ *         output_item.done, completed.
+ *       Anthropic: content [tool_use {id "toolu_...", name, input}],
+ *         stop_reason "tool_use"; stream: content_block_start {type tool_use,
+ *         id, name, input {}}, input_json_delta {partial_json piece}...
+ *       Gemini: parts [{functionCall {name, args}}], finishReason STOP; the
+ *         stream sends it whole in one chunk (with usageMetadata).
+ *   Anthropic thinking=K (K >= 1): a thinking block first, its text
+ *     "think1 ... thinkK " and signature = base64("nebula-mock-thinking-
+ *     signature:" + tag, or "mock" without a tag), byte-stable; the answer
+ *     block is then index 1. Stream: content_block_start {thinking "",
+ *     signature ""}, ping, K thinking_delta, one signature_delta,
+ *     content_block_stop. output_tokens = N + K (Anthropic bills thinking
+ *     as output), usage.output_tokens_details.thinking_tokens = K.
+ *   Anthropic cache_read=R, cache_write=W: cache_read_input_tokens R,
+ *     cache_creation_input_tokens W (and cache_creation.ephemeral_5m_input_
+ *     tokens W), input_tokens = max(0, P - R - W).
+ *   Gemini thoughts=T: usageMetadata.thoughtsTokenCount T, totalTokenCount
+ *     P + N + T. block=1: {promptFeedback {blockReason SAFETY,
+ *     safetyRatings}, usageMetadata {promptTokenCount P, totalTokenCount P}}
+ *     and no candidates (N = 0); a stream sends that one chunk.
+ *   Images: n images (default 1, 1..10), each {url} (response_format url,
+ *     the default; https://images.mock.nebula.test/<id>-<i>.png) or
+ *     {b64_json} (a fixed 1x1 PNG), with revised_prompt = prompt (not for
+ *     variations); {"created", "data"}. The model defaults to dall-e-2.
+ *   Speech: 64 bytes per character (UTF-8 code point) of input, markers cut
+ *     out; byte i = (31 i + 17) mod 256; Content-Type by response_format
+ *     (mp3 audio/mpeg, opus, aac, flac, wav, pcm: audio/<fmt>); sent
+ *     chunked in max(1, min(events, length)) pieces, delay_ms between them
+ *     (drop_after counts pieces).
+ *   Transcriptions / translations: text = "tok1 ... tokN "; S = audio_seconds
+ *     or ceil(bytes of the file / 16000). json: {text, usage {type
+ *     "duration", seconds S}}; text: text/plain "<text>\n"; srt / vtt: one
+ *     cue 0..S; verbose_json: {text, task transcribe|translate, language
+ *     (language's name, e.g. en -> english; translations: english),
+ *     duration S, segments [one, 0..S], usage}.
+ *   Records: completion_tokens = N + K (thinking) or N + T (thoughts);
+ *     images: the number of images; 0 for routes without output.
  *
  * CONTROLS  "k=v,k=v", from (lowest priority first) NebulaMockDefaults, the
  *   URL control prefix, the X-Mock-Control header, [[mock k=v,...]] markers
@@ -73,6 +163,15 @@
  *                       hostile upstream; billing must refuse it)
  *   tag=X               [A-Za-z0-9_.:-]{1,63}; echoed as X-Mock-Tag,
  *                       X-Mock-Served-By, and in the record
+ *   tool_call=NAME      answer with a call to NAME ([A-Za-z0-9_.:-]{1,63})
+ *   tool_args=JSON      its arguments, a URL-encoded JSON object (commas as
+ *                       %2C); default {"q":"tok1"}
+ *   thinking=K          Anthropic: K thinking deltas before the answer
+ *   cache_read=R        Anthropic usage: cache_read_input_tokens
+ *   cache_write=W       Anthropic usage: cache_creation_input_tokens
+ *   thoughts=T          Gemini usageMetadata.thoughtsTokenCount
+ *   block=1             Gemini: the prompt is blocked (SAFETY)
+ *   audio_seconds=S     transcriptions: the audio's duration
  *
  * AUTH  OpenAI "Authorization: Bearer K" (Azure, under /openai/deployments/:
  *       api-key: K and ?api-version= required); Anthropic x-api-key and
@@ -90,9 +189,17 @@
  *
  * RECORDS  one JSON line per API request in NebulaMockRecordFile: seq
  *   (monotonic across processes), time_ms (arrival), method, path (with
- *   query), headers (names lower-cased), body (string), tag, model, route,
- *   stream, status (what the mock answered), prompt_tokens,
- *   completion_tokens.
+ *   query), headers (names lower-cased), body (string; bytes that are not
+ *   UTF-8 become '?'), tag, model, route, stream, status (what the mock
+ *   answered), prompt_tokens, completion_tokens. A multipart/form-data
+ *   request adds body_base64 (the raw body, base64) and multipart: one
+ *   {name, size, filename (files) or value (fields), content_type (when
+ *   sent)} per part, in order.
+ *   Errors of the new routes are OpenAI-shaped with param set, e.g. 400
+ *   {"message": "Missing required parameter: 'image'.", "param": "image",
+ *   "code": "missing_required_parameter"}; a non-multipart body where one is
+ *   needed: 400 "Invalid Content-Type header (...), expected
+ *   multipart/form-data.".
  */
 
 #include "httpd.h"
@@ -115,6 +222,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 module AP_MODULE_DECLARE_DATA nebula_mock_module;
 APLOG_USE_MODULE(nebula_mock);
@@ -161,8 +269,16 @@ typedef struct {
     int negative_usage;
     int fail_first;
     int retry_after;
+    int thinking;
+    int cache_read;
+    int cache_write;
+    int thoughts;
+    int block;
+    int audio_seconds;
     const char *error_message;
     const char *tag;
+    const char *tool_call;
+    const char *tool_args; /* canonical (compact, ASCII) JSON object */
 } mock_ctl_t;
 
 /* Cross-process state, in anonymous shared memory behind mock_mutex. */
@@ -194,13 +310,59 @@ typedef enum {
     MOCK_R_RESPONSES,
     MOCK_R_MESSAGES,
     MOCK_R_GEMINI,
-    MOCK_R_HOOK
+    MOCK_R_HOOK,
+    MOCK_R_RESPONSE_GET,
+    MOCK_R_RESPONSE_DELETE,
+    MOCK_R_COUNT_TOKENS,
+    MOCK_R_GEMINI_COUNT,
+    MOCK_R_GEMINI_EMBED,
+    MOCK_R_GEMINI_BATCH_EMBED,
+    MOCK_R_GEMINI_MODELS,
+    MOCK_R_GEMINI_MODEL,
+    MOCK_R_RERANK,
+    MOCK_R_IMAGES_GEN,
+    MOCK_R_IMAGES_EDIT,
+    MOCK_R_IMAGES_VAR,
+    MOCK_R_SPEECH,
+    MOCK_R_TRANSCRIBE,
+    MOCK_R_TRANSLATE
 } mock_route_e;
 
-static const char *const mock_route_names[] = {
-    "none",           "openai.chat",  "openai.completions", "openai.embeddings",
-    "openai.moderations", "openai.models",  "openai.model", "openai.responses",   "anthropic.messages",
-    "gemini.generate", "hook"};
+static const char *const mock_route_names[] = {"none",
+                                               "openai.chat",
+                                               "openai.completions",
+                                               "openai.embeddings",
+                                               "openai.moderations",
+                                               "openai.models",
+                                               "openai.model",
+                                               "openai.responses",
+                                               "anthropic.messages",
+                                               "gemini.generate",
+                                               "hook",
+                                               "openai.responses.get",
+                                               "openai.responses.delete",
+                                               "anthropic.count_tokens",
+                                               "gemini.count_tokens",
+                                               "gemini.embed",
+                                               "gemini.batch_embed",
+                                               "gemini.models",
+                                               "gemini.model",
+                                               "rerank",
+                                               "openai.images.generations",
+                                               "openai.images.edits",
+                                               "openai.images.variations",
+                                               "openai.audio.speech",
+                                               "openai.audio.transcriptions",
+                                               "openai.audio.translations"};
+
+/* One part of a multipart/form-data body; data points into the body. */
+typedef struct {
+    const char *name;
+    const char *filename; /* NULL: a plain field */
+    const char *content_type;
+    const char *data;
+    apr_size_t len;
+} mock_part_t;
 
 /* An error answer; NULL fields take the defaults of mock_status_row(). */
 typedef struct {
@@ -209,6 +371,7 @@ typedef struct {
     const char *type;   /* OpenAI type / Anthropic type / Gemini status */
     const char *code;   /* OpenAI code */
     const char *reason; /* Gemini ErrorInfo reason */
+    const char *param;  /* OpenAI param (null when NULL) */
     int code_null;      /* OpenAI code is explicitly null */
 } mock_err_t;
 
@@ -218,13 +381,17 @@ typedef struct {
     mock_srv_conf_t *conf;
     mock_proto_e proto;
     mock_route_e route;
-    const char *method;  /* the method the route accepts */
-    const char *path;    /* route path, after any control prefix */
-    const char *ctl_url; /* raw control segment of the URL, or NULL */
-    const char *gmodel;  /* Gemini model from the path; /v1/models/{id} */
-    int gemini_stream;   /* :streamGenerateContent */
-    int gemini_sse;      /* ... with alt=sse */
-    int azure;           /* /openai/deployments/{d}/...?api-version=: Azure OpenAI */
+    const char *method;     /* the method the route accepts */
+    const char *path;       /* route path, after any control prefix */
+    const char *ctl_url;    /* raw control segment of the URL, or NULL */
+    const char *gmodel;     /* Gemini model from the path; /v1/models/{id} */
+    int gemini_stream;      /* :streamGenerateContent */
+    int gemini_sse;         /* ... with alt=sse */
+    int azure;              /* /openai/deployments/{d}/...?api-version=: Azure OpenAI */
+    const char *deployment; /* Azure deployment: the model echoed */
+    const char *item_id;    /* /v1/responses/{id} */
+    apr_array_header_t *parts; /* multipart/form-data parts (mock_part_t) */
+    const char *body_error;    /* the body is not what the route takes */
     char *body;
     apr_size_t body_len;
     int body_too_large;
@@ -238,6 +405,7 @@ typedef struct {
     int usage; /* !no_usage */
     long prompt_tokens;
     int n;         /* completion tokens = content events */
+    int think;     /* Anthropic thinking deltas (thinking=K) */
     int truncated; /* n was capped by the request's max tokens */
     const char *id;
     const char *request_id; /* x-request-id / request-id, also in errors */
@@ -344,7 +512,9 @@ static void mock_ctl_init(mock_ctl_t *c)
     c->drop_after = c->malformed_after = c->no_usage = MOCK_UNSET;
     c->cached = c->negative_usage = MOCK_UNSET;
     c->fail_first = c->retry_after = MOCK_UNSET;
-    c->error_message = c->tag = NULL;
+    c->thinking = c->cache_read = c->cache_write = c->thoughts = MOCK_UNSET;
+    c->block = c->audio_seconds = MOCK_UNSET;
+    c->error_message = c->tag = c->tool_call = c->tool_args = NULL;
 }
 
 #define MOCK_OVERLAY(dst, src, f)                                                        \
@@ -366,11 +536,23 @@ static void mock_ctl_overlay(mock_ctl_t *dst, const mock_ctl_t *src)
     MOCK_OVERLAY(dst, src, negative_usage);
     MOCK_OVERLAY(dst, src, fail_first);
     MOCK_OVERLAY(dst, src, retry_after);
+    MOCK_OVERLAY(dst, src, thinking);
+    MOCK_OVERLAY(dst, src, cache_read);
+    MOCK_OVERLAY(dst, src, cache_write);
+    MOCK_OVERLAY(dst, src, thoughts);
+    MOCK_OVERLAY(dst, src, block);
+    MOCK_OVERLAY(dst, src, audio_seconds);
     if (src->error_message) {
         dst->error_message = src->error_message;
     }
     if (src->tag) {
         dst->tag = src->tag;
+    }
+    if (src->tool_call) {
+        dst->tool_call = src->tool_call;
+    }
+    if (src->tool_args) {
+        dst->tool_args = src->tool_args;
     }
 }
 
@@ -405,6 +587,26 @@ static int mock_valid_tag(const char *t)
     return 1;
 }
 
+/* tool_args: a JSON object, kept in its compact ASCII form so that it can be
+ * cut anywhere into argument deltas. */
+static const char *mock_ctl_tool_args(apr_pool_t *p, mock_ctl_t *c, const char *v)
+{
+    json_t *obj = json_loads(v, JSON_REJECT_DUPLICATES, NULL);
+    char *dumped =
+        json_is_object(obj) ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+
+    json_decref(obj);
+    if (!dumped) {
+        return apr_psprintf(p,
+                            "bad value for control tool_args: '%s' (want a JSON "
+                            "object)",
+                            v);
+    }
+    c->tool_args = apr_pstrdup(p, dumped);
+    free(dumped);
+    return NULL;
+}
+
 /* Sets one control; returns an error message or NULL. */
 static const char *mock_ctl_set(apr_pool_t *p, mock_ctl_t *c, const char *k,
                                 const char *v)
@@ -427,6 +629,12 @@ static const char *mock_ctl_set(apr_pool_t *p, mock_ctl_t *c, const char *k,
         {"negative_usage", APR_OFFSETOF(mock_ctl_t, negative_usage), 0, 1},
         {"fail_first", APR_OFFSETOF(mock_ctl_t, fail_first), 0, 1000000},
         {"retry_after", APR_OFFSETOF(mock_ctl_t, retry_after), 0, 86400},
+        {"thinking", APR_OFFSETOF(mock_ctl_t, thinking), 0, MOCK_MAX_EVENTS},
+        {"cache_read", APR_OFFSETOF(mock_ctl_t, cache_read), 0, 10000000},
+        {"cache_write", APR_OFFSETOF(mock_ctl_t, cache_write), 0, 10000000},
+        {"thoughts", APR_OFFSETOF(mock_ctl_t, thoughts), 0, 10000000},
+        {"block", APR_OFFSETOF(mock_ctl_t, block), 0, 1},
+        {"audio_seconds", APR_OFFSETOF(mock_ctl_t, audio_seconds), 0, 864000},
     };
     apr_size_t i;
 
@@ -449,6 +657,16 @@ static const char *mock_ctl_set(apr_pool_t *p, mock_ctl_t *c, const char *k,
         }
         c->tag = v;
         return NULL;
+    }
+    if (!strcmp(k, "tool_call")) {
+        if (!mock_valid_tag(v)) {
+            return apr_psprintf(p, "bad tool_call '%s' (want [A-Za-z0-9_.:-]{1,63})", v);
+        }
+        c->tool_call = v;
+        return NULL;
+    }
+    if (!strcmp(k, "tool_args")) {
+        return mock_ctl_tool_args(p, c, v);
     }
     return apr_psprintf(p, "unknown control '%s'", k);
 }
@@ -628,6 +846,36 @@ static void mock_text_add_responses(mock_text_acc_t *acc, json_t *req)
     }
 }
 
+/* Rerank documents: strings or objects with "text". */
+static void mock_text_add_documents(mock_text_acc_t *acc, json_t *docs)
+{
+    json_t *doc;
+    size_t i;
+
+    json_array_foreach(docs, i, doc)
+    {
+        mock_text_add(acc, json_is_string(doc)
+                               ? json_string_value(doc)
+                               : json_string_value(json_object_get(doc, "text")));
+    }
+}
+
+static void mock_text_add_gemini_embed(mock_text_acc_t *acc, json_t *req)
+{
+    json_t *one;
+    size_t i;
+
+    if (json_is_array(json_object_get(req, "requests"))) {
+        json_array_foreach(json_object_get(req, "requests"), i, one)
+        {
+            mock_text_add_content(
+                acc, json_object_get(json_object_get(one, "content"), "parts"));
+        }
+        return;
+    }
+    mock_text_add_content(acc, json_object_get(json_object_get(req, "content"), "parts"));
+}
+
 /* Counts the prompt words of the parsed request and collects its markers. */
 static void mock_text_scan(mock_req_t *m, mock_ctl_t *marker)
 {
@@ -652,17 +900,53 @@ static void mock_text_scan(mock_req_t *m, mock_ctl_t *marker)
         mock_text_add_responses(&acc, req);
         break;
     case MOCK_R_MESSAGES:
+    case MOCK_R_COUNT_TOKENS:
         mock_text_add_content(&acc, json_object_get(req, "system"));
         mock_text_add_messages(&acc, json_object_get(req, "messages"));
         break;
     case MOCK_R_GEMINI:
         mock_text_add_gemini(&acc, req);
         break;
+    case MOCK_R_GEMINI_COUNT:
+        /* contents, or a whole generateContentRequest */
+        mock_text_add_gemini(&acc, json_object_get(req, "generateContentRequest")
+                                       ? json_object_get(req, "generateContentRequest")
+                                       : req);
+        break;
+    case MOCK_R_GEMINI_EMBED:
+    case MOCK_R_GEMINI_BATCH_EMBED:
+        mock_text_add_gemini_embed(&acc, req);
+        break;
+    case MOCK_R_RERANK:
+        mock_text_add(&acc, json_string_value(json_object_get(req, "query")));
+        mock_text_add_documents(&acc, json_object_get(req, "documents"));
+        break;
+    case MOCK_R_IMAGES_GEN:
+    case MOCK_R_IMAGES_EDIT:
+    case MOCK_R_TRANSCRIBE:
+    case MOCK_R_TRANSLATE:
+        mock_text_add(&acc, json_string_value(json_object_get(req, "prompt")));
+        break;
+    case MOCK_R_SPEECH:
+        mock_text_add(&acc, json_string_value(json_object_get(req, "input")));
+        break;
     default:
         break;
     }
     m->prompt_tokens = acc.words;
     *marker = acc.marker;
+}
+
+/* What the answer bills as output: text events plus thinking (Anthropic
+ * thinking=K) or thoughts (Gemini thoughts=T). */
+static long mock_output_tokens(const mock_req_t *m)
+{
+    long out = m->n + m->think;
+
+    if (m->route == MOCK_R_GEMINI && m->ctl.thoughts != MOCK_UNSET) {
+        out += m->ctl.thoughts;
+    }
+    return out;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -773,6 +1057,35 @@ static json_t *mock_json_bytes(apr_pool_t *p, const char *s, apr_size_t len)
     return json_stringn(copy, len);
 }
 
+/* Multipart bodies: the raw bytes in base64 and what the parser found. */
+static void mock_record_multipart(mock_req_t *m, json_t *rec)
+{
+    apr_pool_t *p = m->r->pool;
+    json_t *list = json_array();
+    char *enc = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)m->body_len));
+    int i;
+
+    apr_base64_encode(enc, m->body, (int)m->body_len);
+    json_object_set_new(rec, "body_base64", json_string(enc));
+    for (i = 0; i < m->parts->nelts; i++) {
+        const mock_part_t *pt = &APR_ARRAY_IDX(m->parts, i, mock_part_t);
+        json_t *o =
+            json_pack("{s:s, s:I}", "name", pt->name, "size", (json_int_t)pt->len);
+
+        if (pt->filename) {
+            json_object_set_new(o, "filename", json_string(pt->filename));
+        }
+        else {
+            json_object_set_new(o, "value", mock_json_bytes(p, pt->data, pt->len));
+        }
+        if (pt->content_type) {
+            json_object_set_new(o, "content_type", json_string(pt->content_type));
+        }
+        json_array_append_new(list, o);
+    }
+    json_object_set_new(rec, "multipart", list);
+}
+
 static json_t *mock_record_build(mock_req_t *m, int status)
 {
     request_rec *r = m->r;
@@ -783,13 +1096,16 @@ static json_t *mock_record_build(mock_req_t *m, int status)
     acc.obj = json_object();
     apr_table_do(mock_header_add, &acc, r->headers_in, NULL);
     rec = json_pack(
-        "{s:I, s:s, s:s, s:o, s:o?, s:s?, s:s?, s:s, s:b, s:i, s:I, s:i}", "time_ms",
+        "{s:I, s:s, s:s, s:o, s:o?, s:s?, s:s?, s:s, s:b, s:i, s:I, s:I}", "time_ms",
         (json_int_t)apr_time_as_msec(r->request_time), "method", r->method, "path",
         r->unparsed_uri, "headers", acc.obj, "body",
         m->body_too_large ? NULL : mock_json_bytes(r->pool, m->body, m->body_len), "tag",
         m->ctl.tag, "model", m->model, "route", mock_route_names[m->route], "stream",
         m->stream, "status", status, "prompt_tokens", (json_int_t)m->prompt_tokens,
-        "completion_tokens", status == HTTP_OK ? m->n : 0);
+        "completion_tokens", (json_int_t)(status == HTTP_OK ? mock_output_tokens(m) : 0));
+    if (rec && m->parts && !m->body_too_large) {
+        mock_record_multipart(m, rec);
+    }
     return rec;
 }
 
@@ -949,8 +1265,9 @@ static int mock_send_error(mock_req_t *m, const mock_err_t *e)
         body = mock_error_gemini(e, &row);
         break;
     default:
-        body = json_pack("{s:{s:s, s:s, s:n, s:s?}}", "error", "message", msg, "type",
-                         e->type ? e->type : row.openai_type, "param", "code",
+        body = json_pack("{s:{s:s, s:s, s:o, s:s?}}", "error", "message", msg, "type",
+                         e->type ? e->type : row.openai_type, "param",
+                         e->param ? json_string(e->param) : json_null(), "code",
                          e->code_null ? NULL : (e->code ? e->code : row.openai_code));
         break;
     }
@@ -1100,6 +1417,58 @@ static int mock_stream_fault(mock_req_t *m, int k, const char *event)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Tool calls: the arguments and their pieces                                */
+
+#define MOCK_DEFAULT_TOOL_ARGS "{\"q\":\"tok1\"}"
+
+static const char *mock_tool_args(const mock_req_t *m)
+{
+    return m->ctl.tool_args ? m->ctl.tool_args : MOCK_DEFAULT_TOOL_ARGS;
+}
+
+/* The arguments cut into max(2, min(N, length)) pieces of near-equal length
+ * (ASCII, so any cut is safe); an array of strings. */
+static apr_array_header_t *mock_tool_pieces(const mock_req_t *m)
+{
+    const char *args = mock_tool_args(m);
+    apr_size_t len = strlen(args), count = (apr_size_t)m->n, i;
+    apr_array_header_t *out;
+
+    if (count > len) {
+        count = len;
+    }
+    if (count < 2) {
+        count = 2;
+    }
+    out = apr_array_make(m->r->pool, (int)count, sizeof(char *));
+    for (i = 0; i < count; i++) {
+        apr_size_t from = i * len / count, to = (i + 1) * len / count;
+        APR_ARRAY_PUSH(out, char *) = apr_pstrmemdup(m->r->pool, args + from, to - from);
+    }
+    return out;
+}
+
+/* Emits one delta per piece, through emit(m, piece, k); faults apply after
+ * piece k as after content event k. Returns 0 if the stream stopped. */
+static int mock_tool_deltas(mock_req_t *m, const char *event,
+                            int (*emit)(mock_req_t *, const char *))
+{
+    apr_array_header_t *pieces = mock_tool_pieces(m);
+    int k;
+
+    if (!mock_stream_fault(m, 0, event)) {
+        return 0;
+    }
+    for (k = 1; k <= pieces->nelts; k++) {
+        if (!emit(m, APR_ARRAY_IDX(pieces, k - 1, char *)) ||
+            !mock_stream_fault(m, k, event)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
 /* OpenAI: chat completions                                                  */
 
 static json_t *mock_openai_usage(const mock_req_t *m)
@@ -1108,28 +1477,45 @@ static json_t *mock_openai_usage(const mock_req_t *m)
     json_int_t cached = m->ctl.cached == MOCK_UNSET ? 0 : m->ctl.cached;
 
     return json_pack("{s:I, s:I, s:I, s:{s:I, s:i}, s:{s:i, s:i, s:i, s:i}}",
-                     "prompt_tokens", (json_int_t)m->prompt_tokens, "completion_tokens", n,
-                     "total_tokens", (json_int_t)m->prompt_tokens + n,
-                     "prompt_tokens_details",
-                     "cached_tokens", cached, "audio_tokens", 0, "completion_tokens_details",
-                     "reasoning_tokens", 0, "audio_tokens", 0,
-                     "accepted_prediction_tokens", 0, "rejected_prediction_tokens", 0);
+                     "prompt_tokens", (json_int_t)m->prompt_tokens, "completion_tokens",
+                     n, "total_tokens", (json_int_t)m->prompt_tokens + n,
+                     "prompt_tokens_details", "cached_tokens", cached, "audio_tokens", 0,
+                     "completion_tokens_details", "reasoning_tokens", 0, "audio_tokens",
+                     0, "accepted_prediction_tokens", 0, "rejected_prediction_tokens", 0);
 }
 
 static const char *mock_openai_finish(const mock_req_t *m)
 {
+    if (m->ctl.tool_call && m->route == MOCK_R_CHAT) {
+        return "tool_calls";
+    }
     return m->truncated ? "length" : "stop";
+}
+
+static const char *mock_tool_call_id(mock_req_t *m)
+{
+    return apr_pstrcat(m->r->pool, "call_", m->id + strlen(m->id) - 24, NULL);
 }
 
 static int mock_chat_full(mock_req_t *m)
 {
     json_t *o = json_pack(
-        "{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s, s:n, s:[]}, s:n, s:s}], s:s, s:s}",
+        "{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s, s:s?, s:n, s:[]}, s:n, s:s}], s:s, s:s}",
         "id", m->id, "object", "chat.completion", "created", m->created, "model",
         m->model, "choices", "index", 0, "message", "role", "assistant", "content",
-        mock_full_text(m->r->pool, m->n), "refusal", "annotations", "logprobs",
-        "finish_reason", mock_openai_finish(m), "service_tier", "default",
-        "system_fingerprint", MOCK_FINGERPRINT);
+        m->ctl.tool_call ? NULL : mock_full_text(m->r->pool, m->n), "refusal",
+        "annotations", "logprobs", "finish_reason", mock_openai_finish(m), "service_tier",
+        "default", "system_fingerprint", MOCK_FINGERPRINT);
+
+    if (o && m->ctl.tool_call) {
+        json_t *msg =
+            json_object_get(json_array_get(json_object_get(o, "choices"), 0), "message");
+        json_object_set_new(msg, "tool_calls",
+                            json_pack("[{s:s, s:s, s:{s:s, s:s}}]", "id",
+                                      mock_tool_call_id(m), "type", "function",
+                                      "function", "name", m->ctl.tool_call, "arguments",
+                                      mock_tool_args(m)));
+    }
 
     if (o && m->usage) {
         json_object_set_new(o, "usage", mock_openai_usage(m));
@@ -1169,21 +1555,54 @@ static json_t *mock_usage_chunk(const mock_req_t *m, const char *object)
     return o;
 }
 
+static int mock_chat_tool_piece(mock_req_t *m, const char *piece)
+{
+    return mock_sse_json(
+        m, NULL,
+        mock_chat_chunk(m,
+                        json_pack("{s:[{s:i, s:{s:s}}]}", "tool_calls", "index", 0,
+                                  "function", "arguments", piece),
+                        NULL));
+}
+
+/* First chunk: role, content null, the call's id and name, arguments "";
+ * then the arguments in pieces, as OpenAI streams a tool call. */
+static int mock_chat_tool_stream(mock_req_t *m)
+{
+    return mock_sse_json(
+               m, NULL,
+               mock_chat_chunk(m,
+                               json_pack("{s:s, s:n, s:[{s:i, s:s, s:s, s:{s:s, s:s}}], "
+                                         "s:n}",
+                                         "role", "assistant", "content", "tool_calls",
+                                         "index", 0, "id", mock_tool_call_id(m), "type",
+                                         "function", "function", "name", m->ctl.tool_call,
+                                         "arguments", "", "refusal"),
+                               NULL)) &&
+           mock_tool_deltas(m, NULL, mock_chat_tool_piece);
+}
+
 static int mock_chat_stream(mock_req_t *m)
 {
     char tok[32];
     int k;
 
     mock_stream_begin(m, "text/event-stream");
-    if (!mock_sse_json(m, NULL,
-                       mock_chat_chunk(m,
-                                       json_pack("{s:s, s:s, s:n}", "role", "assistant",
-                                                 "content", "", "refusal"),
-                                       NULL)) ||
-        !mock_stream_fault(m, 0, NULL)) {
+    if (m->ctl.tool_call) {
+        if (!mock_chat_tool_stream(m)) {
+            return OK;
+        }
+    }
+    else if (!mock_sse_json(
+                 m, NULL,
+                 mock_chat_chunk(m,
+                                 json_pack("{s:s, s:s, s:n}", "role", "assistant",
+                                           "content", "", "refusal"),
+                                 NULL)) ||
+             !mock_stream_fault(m, 0, NULL)) {
         return OK;
     }
-    for (k = 1; k <= m->n; k++) {
+    for (k = 1; !m->ctl.tool_call && k <= m->n; k++) {
         mock_token_text(tok, sizeof(tok), k);
         if (!mock_sse_json(
                 m, NULL, mock_chat_chunk(m, json_pack("{s:s}", "content", tok), NULL)) ||
@@ -1350,10 +1769,20 @@ static int mock_embeddings(mock_req_t *m)
  * OpenAI's Moderation object. */
 static int mock_moderations(mock_req_t *m)
 {
-    static const char *const cats[] = {
-        "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
-        "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions",
-        "sexual", "sexual/minors", "violence", "violence/graphic", NULL};
+    static const char *const cats[] = {"harassment",
+                                       "harassment/threatening",
+                                       "hate",
+                                       "hate/threatening",
+                                       "illicit",
+                                       "illicit/violent",
+                                       "self-harm",
+                                       "self-harm/intent",
+                                       "self-harm/instructions",
+                                       "sexual",
+                                       "sexual/minors",
+                                       "violence",
+                                       "violence/graphic",
+                                       NULL};
     apr_array_header_t *inputs = mock_embedding_inputs(m);
     json_t *results = json_array();
     int i, c;
@@ -1460,8 +1889,21 @@ static json_t *mock_responses_item(const mock_req_t *m, const char *status,
                      content);
 }
 
+static const char *mock_responses_fc_id(const mock_req_t *m)
+{
+    return apr_pstrcat(m->r->pool, "fc_", m->id + 5, NULL);
+}
+
+/* A function_call output item (ResponseFunctionToolCall). */
+static json_t *mock_responses_fc(mock_req_t *m, const char *status, const char *args)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", mock_responses_fc_id(m),
+                     "type", "function_call", "status", status, "arguments", args,
+                     "call_id", mock_tool_call_id(m), "name", m->ctl.tool_call);
+}
+
 /* The response object; final: completed (or incomplete) with output/usage. */
-static json_t *mock_responses_obj(const mock_req_t *m, int final)
+static json_t *mock_responses_obj(mock_req_t *m, int final)
 {
     const char *status =
         !final ? "in_progress" : (m->truncated ? "incomplete" : "completed");
@@ -1470,7 +1912,11 @@ static json_t *mock_responses_obj(const mock_req_t *m, int final)
     json_t *output = json_array();
     json_t *o;
 
-    if (final) {
+    if (final && m->ctl.tool_call) {
+        json_array_append_new(output,
+                              mock_responses_fc(m, "completed", mock_tool_args(m)));
+    }
+    else if (final) {
         json_array_append_new(
             output,
             mock_responses_item(
@@ -1533,6 +1979,35 @@ static int mock_responses_deltas(mock_req_t *m, const char *item_id)
     return 1;
 }
 
+static int mock_responses_fc_piece(mock_req_t *m, const char *piece)
+{
+    return mock_responses_event(m, "response.function_call_arguments.delta",
+                                json_pack("{s:s, s:i, s:s}", "item_id",
+                                          mock_responses_fc_id(m), "output_index", 0,
+                                          "delta", piece));
+}
+
+/* The function_call item: added, arguments delta..., done, item done. */
+static int mock_responses_fc_events(mock_req_t *m)
+{
+    const char *args = mock_tool_args(m);
+
+    return mock_responses_event(m, "response.output_item.added",
+                                json_pack("{s:i, s:o}", "output_index", 0, "item",
+                                          mock_responses_fc(m, "in_progress", ""))) &&
+           mock_tool_deltas(m, "response.function_call_arguments.delta",
+                            mock_responses_fc_piece) &&
+           mock_responses_event(m, "response.function_call_arguments.done",
+                                json_pack("{s:s, s:i, s:s, s:s}", "item_id",
+                                          mock_responses_fc_id(m), "output_index", 0,
+                                          "name", m->ctl.tool_call, "arguments", args)) &&
+           mock_responses_event(m, "response.output_item.done",
+                                json_pack("{s:i, s:o}", "output_index", 0, "item",
+                                          mock_responses_fc(m, "completed", args))) &&
+           mock_responses_event(m, "response.completed",
+                                json_pack("{s:o}", "response", mock_responses_obj(m, 1)));
+}
+
 static int mock_responses_stream(mock_req_t *m)
 {
     const char *item_id = mock_responses_item_id(m);
@@ -1543,8 +2018,13 @@ static int mock_responses_stream(mock_req_t *m)
     if (!mock_responses_event(m, "response.created",
                               json_pack("{s:o}", "response", mock_responses_obj(m, 0))) ||
         !mock_responses_event(m, "response.in_progress",
-                              json_pack("{s:o}", "response", mock_responses_obj(m, 0))) ||
-        !mock_responses_event(
+                              json_pack("{s:o}", "response", mock_responses_obj(m, 0)))) {
+        return OK;
+    }
+    if (m->ctl.tool_call) {
+        return mock_responses_fc_events(m) ? mock_stream_end(m) : OK;
+    }
+    if (!mock_responses_event(
             m, "response.output_item.added",
             json_pack("{s:i, s:o}", "output_index", 0, "item",
                       mock_responses_item(m, "in_progress", json_array()))) ||
@@ -1578,22 +2058,50 @@ static int mock_responses_stream(mock_req_t *m)
 /* ------------------------------------------------------------------------ */
 /* Anthropic: messages                                                       */
 
+#define MOCK_SIGNATURE_SEED "nebula-mock-thinking-signature:"
+
 static const char *mock_anthropic_stop(const mock_req_t *m)
 {
+    if (m->ctl.tool_call) {
+        return "tool_use";
+    }
     return m->truncated ? "max_tokens" : "end_turn";
 }
 
-static json_t *mock_anthropic_usage(const mock_req_t *m, int output_tokens)
+static json_int_t mock_ctl_or0(int v)
 {
-    return json_pack("{s:I, s:i, s:i, s:I, s:s}", "input_tokens",
-                     (json_int_t)m->prompt_tokens, "cache_creation_input_tokens", 0,
-                     "cache_read_input_tokens", 0, "output_tokens",
-                     (json_int_t)output_tokens, "service_tier", "standard");
+    return v == MOCK_UNSET ? 0 : (json_int_t)v;
+}
+
+/* input_tokens = P - cache_read - cache_write, never below 0. */
+static json_int_t mock_anthropic_input(const mock_req_t *m)
+{
+    json_int_t in = m->prompt_tokens - mock_ctl_or0(m->ctl.cache_read) -
+                    mock_ctl_or0(m->ctl.cache_write);
+
+    return in < 0 ? 0 : in;
+}
+
+static json_t *mock_anthropic_usage(const mock_req_t *m, long output_tokens)
+{
+    json_t *u = json_pack("{s:I, s:I, s:I, s:{s:I, s:i}, s:I, s:s}", "input_tokens",
+                          mock_anthropic_input(m), "cache_creation_input_tokens",
+                          mock_ctl_or0(m->ctl.cache_write), "cache_read_input_tokens",
+                          mock_ctl_or0(m->ctl.cache_read), "cache_creation",
+                          "ephemeral_5m_input_tokens", mock_ctl_or0(m->ctl.cache_write),
+                          "ephemeral_1h_input_tokens", 0, "output_tokens",
+                          (json_int_t)output_tokens, "service_tier", "standard");
+
+    if (u && m->think) {
+        json_object_set_new(u, "output_tokens_details",
+                            json_pack("{s:i}", "thinking_tokens", m->think));
+    }
+    return u;
 }
 
 /* The message object; content stolen. */
 static json_t *mock_anthropic_message(const mock_req_t *m, json_t *content,
-                                      const char *stop, int output_tokens)
+                                      const char *stop, long output_tokens)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s?, s:n}", "id", m->id, "type",
                           "message", "role", "assistant", "model", m->model, "content",
@@ -1605,16 +2113,91 @@ static json_t *mock_anthropic_message(const mock_req_t *m, json_t *content,
     return o;
 }
 
-static int mock_anthropic_full(mock_req_t *m)
+/* base64 of a fixed string and the tag: stable across runs and processes. */
+static const char *mock_anthropic_signature(const mock_req_t *m)
 {
-    json_t *content = json_pack("[{s:s, s:s}]", "type", "text", "text",
-                                mock_full_text(m->r->pool, m->n));
+    apr_pool_t *p = m->r->pool;
+    const char *raw =
+        apr_pstrcat(p, MOCK_SIGNATURE_SEED, m->ctl.tag ? m->ctl.tag : "mock", NULL);
+    char *enc = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)strlen(raw)));
 
-    return mock_send_json(
-        m, HTTP_OK, mock_anthropic_message(m, content, mock_anthropic_stop(m), m->n));
+    apr_base64_encode(enc, raw, (int)strlen(raw));
+    return enc;
 }
 
-static int mock_anthropic_deltas(mock_req_t *m)
+static void mock_thinking_text(char *buf, apr_size_t size, int k)
+{
+    apr_snprintf(buf, size, "think%d ", k);
+}
+
+static char *mock_anthropic_thinking(apr_pool_t *p, int k_max)
+{
+    apr_size_t size = (apr_size_t)k_max * 14 + 1;
+    char *out = apr_palloc(p, size), *at = out;
+    int k;
+
+    *out = '\0';
+    for (k = 1; k <= k_max; k++) {
+        mock_thinking_text(at, size - (apr_size_t)(at - out), k);
+        at += strlen(at);
+    }
+    return out;
+}
+
+static const char *mock_anthropic_tool_id(mock_req_t *m)
+{
+    return apr_pstrcat(m->r->pool, "toolu_", m->id + 4, NULL);
+}
+
+static int mock_anthropic_full(mock_req_t *m)
+{
+    apr_pool_t *p = m->r->pool;
+    json_t *content = json_array();
+
+    if (m->think) {
+        json_array_append_new(content,
+                              json_pack("{s:s, s:s, s:s}", "type", "thinking", "thinking",
+                                        mock_anthropic_thinking(p, m->think), "signature",
+                                        mock_anthropic_signature(m)));
+    }
+    if (m->ctl.tool_call) {
+        json_array_append_new(
+            content, json_pack("{s:s, s:s, s:s, s:o}", "type", "tool_use", "id",
+                               mock_anthropic_tool_id(m), "name", m->ctl.tool_call,
+                               "input", json_loads(mock_tool_args(m), 0, NULL)));
+    }
+    else {
+        json_array_append_new(content, json_pack("{s:s, s:s}", "type", "text", "text",
+                                                 mock_full_text(p, m->n)));
+    }
+    return mock_send_json(m, HTTP_OK,
+                          mock_anthropic_message(m, content, mock_anthropic_stop(m),
+                                                 mock_output_tokens(m)));
+}
+
+/* One content_block_delta event at index (delta stolen). */
+static int mock_anthropic_delta(mock_req_t *m, int index, json_t *delta)
+{
+    return mock_sse_json(m, "content_block_delta",
+                         json_pack("{s:s, s:i, s:o}", "type", "content_block_delta",
+                                   "index", index, "delta", delta));
+}
+
+static int mock_anthropic_block_start(mock_req_t *m, int index, json_t *block)
+{
+    return mock_sse_json(m, "content_block_start",
+                         json_pack("{s:s, s:i, s:o}", "type", "content_block_start",
+                                   "index", index, "content_block", block));
+}
+
+static int mock_anthropic_block_stop(mock_req_t *m, int index)
+{
+    return mock_sse_json(
+        m, "content_block_stop",
+        json_pack("{s:s, s:i}", "type", "content_block_stop", "index", index));
+}
+
+static int mock_anthropic_text_deltas(mock_req_t *m, int index)
 {
     const char *ev = "content_block_delta";
     char tok[32];
@@ -1625,9 +2208,8 @@ static int mock_anthropic_deltas(mock_req_t *m)
     }
     for (k = 1; k <= m->n; k++) {
         mock_token_text(tok, sizeof(tok), k);
-        if (!mock_sse_json(m, ev,
-                           json_pack("{s:s, s:i, s:{s:s, s:s}}", "type", ev, "index", 0,
-                                     "delta", "type", "text_delta", "text", tok)) ||
+        if (!mock_anthropic_delta(
+                m, index, json_pack("{s:s, s:s}", "type", "text_delta", "text", tok)) ||
             !mock_stream_fault(m, k, ev)) {
             return 0;
         }
@@ -1635,9 +2217,68 @@ static int mock_anthropic_deltas(mock_req_t *m)
     return 1;
 }
 
+/* The thinking block (index 0): start, ping, thinking_delta..., signature_delta,
+ * stop. */
+static int mock_anthropic_thinking_block(mock_req_t *m)
+{
+    char buf[32];
+    int k;
+
+    if (!mock_anthropic_block_start(m, 0,
+                                    json_pack("{s:s, s:s, s:s}", "type", "thinking",
+                                              "thinking", "", "signature", "")) ||
+        !mock_sse_lit(m, "ping", "{\"type\": \"ping\"}")) {
+        return 0;
+    }
+    for (k = 1; k <= m->think; k++) {
+        mock_thinking_text(buf, sizeof(buf), k);
+        if (!mock_anthropic_delta(
+                m, 0,
+                json_pack("{s:s, s:s}", "type", "thinking_delta", "thinking", buf))) {
+            return 0;
+        }
+    }
+    return mock_anthropic_delta(m, 0,
+                                json_pack("{s:s, s:s}", "type", "signature_delta",
+                                          "signature", mock_anthropic_signature(m))) &&
+           mock_anthropic_block_stop(m, 0);
+}
+
+/* index of the tool_use block of the stream being sent */
+static int mock_anthropic_tool_piece(mock_req_t *m, const char *piece)
+{
+    return mock_anthropic_delta(
+        m, m->think ? 1 : 0,
+        json_pack("{s:s, s:s}", "type", "input_json_delta", "partial_json", piece));
+}
+
+/* The answer block (text or tool_use) at index; the ping follows the first
+ * content_block_start of the stream, as in Anthropic's examples. */
+static int mock_anthropic_answer_block(mock_req_t *m, int index)
+{
+    json_t *block =
+        m->ctl.tool_call
+            ? json_pack("{s:s, s:s, s:s, s:{}}", "type", "tool_use", "id",
+                        mock_anthropic_tool_id(m), "name", m->ctl.tool_call, "input")
+            : json_pack("{s:s, s:s}", "type", "text", "text", "");
+
+    if (!mock_anthropic_block_start(m, index, block) ||
+        (index == 0 && !mock_sse_lit(m, "ping", "{\"type\": \"ping\"}"))) {
+        return 0;
+    }
+    if (m->ctl.tool_call
+            ? !mock_tool_deltas(m, "content_block_delta", mock_anthropic_tool_piece)
+            : !mock_anthropic_text_deltas(m, index)) {
+        return 0;
+    }
+    return mock_anthropic_block_stop(m, index);
+}
+
 static int mock_anthropic_stream(mock_req_t *m)
 {
+    long out = mock_output_tokens(m);
     json_t *delta;
+    int ok;
 
     mock_stream_begin(m, "text/event-stream");
     delta = json_pack("{s:s, s:{s:s, s:n}}", "type", "message_delta", "delta",
@@ -1645,29 +2286,28 @@ static int mock_anthropic_stream(mock_req_t *m)
     if (delta && m->usage) {
         json_object_set_new(
             delta, "usage",
-            json_pack("{s:I, s:i, s:i, s:I}", "input_tokens",
-                      (json_int_t)m->prompt_tokens, "cache_creation_input_tokens", 0,
-                      "cache_read_input_tokens", 0, "output_tokens", (json_int_t)m->n));
+            json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", mock_anthropic_input(m),
+                      "cache_creation_input_tokens", mock_ctl_or0(m->ctl.cache_write),
+                      "cache_read_input_tokens", mock_ctl_or0(m->ctl.cache_read),
+                      "output_tokens", (json_int_t)out));
     }
-    if (!mock_sse_json(
-            m, "message_start",
-            json_pack("{s:s, s:o}", "type", "message_start", "message",
-                      mock_anthropic_message(m, json_array(), NULL, m->n > 0 ? 1 : 0))) ||
-        !mock_sse_json(m, "content_block_start",
-                       json_pack("{s:s, s:i, s:{s:s, s:s}}", "type",
-                                 "content_block_start", "index", 0, "content_block",
-                                 "type", "text", "text", "")) ||
-        !mock_sse_lit(m, "ping", "{\"type\": \"ping\"}") || !mock_anthropic_deltas(m) ||
-        !mock_sse_json(
-            m, "content_block_stop",
-            json_pack("{s:s, s:i}", "type", "content_block_stop", "index", 0)) ||
-        !mock_sse_json(m, "message_delta", json_incref(delta)) ||
-        !mock_sse_lit(m, "message_stop", "{\"type\":\"message_stop\"}")) {
-        json_decref(delta);
-        return OK;
-    }
+    ok = mock_sse_json(
+             m, "message_start",
+             json_pack("{s:s, s:o}", "type", "message_start", "message",
+                       mock_anthropic_message(m, json_array(), NULL, out > 0 ? 1 : 0))) &&
+         (!m->think || mock_anthropic_thinking_block(m)) &&
+         mock_anthropic_answer_block(m, m->think ? 1 : 0) &&
+         mock_sse_json(m, "message_delta", json_incref(delta)) &&
+         mock_sse_lit(m, "message_stop", "{\"type\":\"message_stop\"}");
     json_decref(delta);
-    return mock_stream_end(m);
+    return ok ? mock_stream_end(m) : OK;
+}
+
+/* POST /v1/messages/count_tokens */
+static int mock_anthropic_count(mock_req_t *m)
+{
+    return mock_send_json(
+        m, HTTP_OK, json_pack("{s:I}", "input_tokens", (json_int_t)m->prompt_tokens));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1675,19 +2315,44 @@ static int mock_anthropic_stream(mock_req_t *m)
 
 static json_t *mock_gemini_usage(const mock_req_t *m)
 {
-    return json_pack("{s:I, s:I, s:I, s:[{s:s, s:I}]}", "promptTokenCount",
-                     (json_int_t)m->prompt_tokens, "candidatesTokenCount",
-                     (json_int_t)m->n, "totalTokenCount",
-                     (json_int_t)(m->prompt_tokens + m->n), "promptTokensDetails",
-                     "modality", "TEXT", "tokenCount", (json_int_t)m->prompt_tokens);
+    json_int_t thoughts = mock_ctl_or0(m->ctl.thoughts);
+    json_t *u =
+        json_pack("{s:I, s:I, s:I, s:[{s:s, s:I}]}", "promptTokenCount",
+                  (json_int_t)m->prompt_tokens, "candidatesTokenCount", (json_int_t)m->n,
+                  "totalTokenCount", (json_int_t)(m->prompt_tokens + m->n) + thoughts,
+                  "promptTokensDetails", "modality", "TEXT", "tokenCount",
+                  (json_int_t)m->prompt_tokens);
+
+    if (u && m->ctl.thoughts != MOCK_UNSET) {
+        json_object_set_new(u, "thoughtsTokenCount", json_integer(thoughts));
+    }
+    return u;
 }
 
-/* A GenerateContentResponse with one text part; finish NULL: not last. */
+/* The part of the answer: text, or the functionCall of tool_call. */
+static json_t *mock_gemini_part(const mock_req_t *m, const char *text)
+{
+    if (m->ctl.tool_call) {
+        return json_pack("{s:{s:s, s:o}}", "functionCall", "name", m->ctl.tool_call,
+                         "args", json_loads(mock_tool_args(m), 0, NULL));
+    }
+    return json_pack("{s:s}", "text", text);
+}
+
+static void mock_gemini_stamp(const mock_req_t *m, json_t *o)
+{
+    if (o) {
+        json_object_set_new(o, "modelVersion", json_string(m->model));
+        json_object_set_new(o, "responseId", json_string(m->id));
+    }
+}
+
+/* A GenerateContentResponse with one part; finish NULL: not last. */
 static json_t *mock_gemini_chunk(const mock_req_t *m, const char *text,
                                  const char *finish)
 {
-    json_t *cand = json_pack("{s:{s:[{s:s}], s:s}, s:i}", "content", "parts", "text",
-                             text, "role", "model", "index", 0);
+    json_t *cand = json_pack("{s:{s:[o], s:s}, s:i}", "content", "parts",
+                             mock_gemini_part(m, text), "role", "model", "index", 0);
     json_t *o;
 
     if (cand && finish) {
@@ -1697,10 +2362,39 @@ static json_t *mock_gemini_chunk(const mock_req_t *m, const char *text,
     if (o && finish && m->usage) {
         json_object_set_new(o, "usageMetadata", mock_gemini_usage(m));
     }
-    if (o) {
-        json_object_set_new(o, "modelVersion", json_string(m->model));
-        json_object_set_new(o, "responseId", json_string(m->id));
+    mock_gemini_stamp(m, o);
+    return o;
+}
+
+/* block=1: the prompt is refused, no candidates at all. */
+static json_t *mock_gemini_blocked(const mock_req_t *m)
+{
+    static const char *const cats[] = {
+        "HARM_CATEGORY_SEXUALLY_EXPLICIT", "HARM_CATEGORY_HATE_SPEECH",
+        "HARM_CATEGORY_HARASSMENT", "HARM_CATEGORY_DANGEROUS_CONTENT", NULL};
+    json_t *ratings = json_array(), *o;
+    int i;
+
+    for (i = 0; cats[i]; i++) {
+        int hit = !strcmp(cats[i], "HARM_CATEGORY_DANGEROUS_CONTENT");
+        json_t *rt = json_pack("{s:s, s:s}", "category", cats[i], "probability",
+                               hit ? "HIGH" : "NEGLIGIBLE");
+        if (rt && hit) {
+            json_object_set_new(rt, "blocked", json_true());
+        }
+        json_array_append_new(ratings, rt);
     }
+    o = json_pack("{s:{s:s, s:o}}", "promptFeedback", "blockReason", "SAFETY",
+                  "safetyRatings", ratings);
+    if (o && m->usage) {
+        json_object_set_new(o, "usageMetadata",
+                            json_pack("{s:I, s:I, s:[{s:s, s:I}]}", "promptTokenCount",
+                                      (json_int_t)m->prompt_tokens, "totalTokenCount",
+                                      (json_int_t)m->prompt_tokens, "promptTokensDetails",
+                                      "modality", "TEXT", "tokenCount",
+                                      (json_int_t)m->prompt_tokens));
+    }
+    mock_gemini_stamp(m, o);
     return o;
 }
 
@@ -1711,6 +2405,9 @@ static const char *mock_gemini_finish(const mock_req_t *m)
 
 static int mock_gemini_full(mock_req_t *m)
 {
+    if (m->ctl.block == 1) {
+        return mock_send_json(m, HTTP_OK, mock_gemini_blocked(m));
+    }
     return mock_send_json(
         m, HTTP_OK,
         mock_gemini_chunk(m, mock_full_text(m->r->pool, m->n), mock_gemini_finish(m)));
@@ -1736,6 +2433,8 @@ static int mock_gemini_emit(mock_req_t *m, json_t *obj)
     return m->gemini_sse ? mock_sse_json(m, NULL, obj) : mock_gemini_array_item(m, obj);
 }
 
+/* Text: one chunk per event, then the finishing one. A function call or a
+ * blocked prompt comes whole, in one chunk, as Gemini streams them. */
 static int mock_gemini_stream(mock_req_t *m)
 {
     char tok[32];
@@ -1745,20 +2444,487 @@ static int mock_gemini_stream(mock_req_t *m)
     if (!mock_stream_fault(m, 0, NULL)) {
         return OK;
     }
-    for (k = 1; k <= m->n; k++) {
-        mock_token_text(tok, sizeof(tok), k);
-        if (!mock_gemini_emit(m, mock_gemini_chunk(m, tok, NULL)) ||
-            !mock_stream_fault(m, k, NULL)) {
+    if (m->ctl.block == 1 || m->ctl.tool_call) {
+        if (!mock_gemini_emit(m, m->ctl.block == 1 ? mock_gemini_blocked(m)
+                                                   : mock_gemini_chunk(m, "", "STOP"))) {
             return OK;
         }
     }
-    if (!mock_gemini_emit(m, mock_gemini_chunk(m, "", mock_gemini_finish(m)))) {
-        return OK;
+    else {
+        for (k = 1; k <= m->n; k++) {
+            mock_token_text(tok, sizeof(tok), k);
+            if (!mock_gemini_emit(m, mock_gemini_chunk(m, tok, NULL)) ||
+                !mock_stream_fault(m, k, NULL)) {
+                return OK;
+            }
+        }
+        if (!mock_gemini_emit(m, mock_gemini_chunk(m, "", mock_gemini_finish(m)))) {
+            return OK;
+        }
     }
     if (!m->gemini_sse) {
         mock_bb_lit(m, "]");
     }
     return mock_stream_end(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gemini: countTokens, embedContent, batchEmbedContents, models             */
+
+static int mock_gemini_count(mock_req_t *m)
+{
+    return mock_send_json(m, HTTP_OK,
+                          json_pack("{s:I, s:[{s:s, s:I}]}", "totalTokens",
+                                    (json_int_t)m->prompt_tokens, "promptTokensDetails",
+                                    "modality", "TEXT", "tokenCount",
+                                    (json_int_t)m->prompt_tokens));
+}
+
+/* {"values": [...]} for one EmbedContentRequest: the vector of the parts'
+ * texts joined, as /v1/embeddings makes it for that string. */
+static json_t *mock_gemini_embedding(mock_req_t *m, json_t *one)
+{
+    apr_pool_t *p = m->r->pool;
+    json_t *parts = json_object_get(json_object_get(one, "content"), "parts"), *part;
+    json_t *dims_j = json_object_get(one, "outputDimensionality");
+    const char *seed = "";
+    int dims = MOCK_DEFAULT_DIMS;
+    size_t i;
+
+    json_array_foreach(parts, i, part)
+    {
+        const char *t = json_string_value(json_object_get(part, "text"));
+        seed = apr_pstrcat(p, seed, t ? t : "", NULL);
+    }
+    if (json_is_integer(dims_j) && json_integer_value(dims_j) >= 1 &&
+        json_integer_value(dims_j) <= MOCK_MAX_DIMS) {
+        dims = (int)json_integer_value(dims_j);
+    }
+    return json_pack("{s:o}", "values",
+                     mock_embedding_vector(p, seed, strlen(seed), dims, 0));
+}
+
+static int mock_gemini_embed(mock_req_t *m)
+{
+    json_t *list, *one;
+    size_t i;
+
+    if (m->route == MOCK_R_GEMINI_EMBED) {
+        return mock_send_json(
+            m, HTTP_OK,
+            json_pack("{s:o}", "embedding", mock_gemini_embedding(m, m->req)));
+    }
+    list = json_array();
+    json_array_foreach(json_object_get(m->req, "requests"), i, one)
+    {
+        json_array_append_new(list, mock_gemini_embedding(m, one));
+    }
+    return mock_send_json(m, HTTP_OK, json_pack("{s:o}", "embeddings", list));
+}
+
+/* A Model resource of the Gemini API for id. */
+static json_t *mock_gemini_model_obj(apr_pool_t *p, const char *id)
+{
+    int embed = strstr(id, "embedding") != NULL;
+    json_t *methods = embed ? json_pack("[s, s, s]", "embedContent", "batchEmbedContents",
+                                        "countTokens")
+                            : json_pack("[s, s, s]", "generateContent",
+                                        "streamGenerateContent", "countTokens");
+
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i, s:o, s:f, s:f, s:f, s:i}",
+                     "name", apr_pstrcat(p, "models/", id, NULL), "baseModelId", id,
+                     "version", "001", "displayName", id, "description",
+                     apr_pstrcat(p, "NebulaGate mock model ", id, NULL),
+                     "inputTokenLimit", 1048576, "outputTokenLimit", embed ? 1 : 8192,
+                     "supportedGenerationMethods", methods, "temperature", 1.0,
+                     "maxTemperature", 2.0, "topP", 0.95, "topK", 40);
+}
+
+static int mock_gemini_models(mock_req_t *m)
+{
+    apr_array_header_t *models = m->conf->models;
+    json_t *list = json_array();
+    mock_err_t e;
+    int i;
+
+    for (i = 0; i < models->nelts; i++) {
+        const char *id = APR_ARRAY_IDX(models, i, char *);
+
+        if (m->route == MOCK_R_GEMINI_MODEL && !strcmp(id, m->gmodel)) {
+            json_decref(list);
+            return mock_send_json(m, HTTP_OK, mock_gemini_model_obj(m->r->pool, id));
+        }
+        json_array_append_new(list, mock_gemini_model_obj(m->r->pool, id));
+    }
+    if (m->route == MOCK_R_GEMINI_MODELS) {
+        return mock_send_json(m, HTTP_OK, json_pack("{s:o}", "models", list));
+    }
+    json_decref(list);
+    mock_err_set(&e, HTTP_NOT_FOUND,
+                 apr_psprintf(m->r->pool,
+                              "models/%s is not found for API version v1beta, "
+                              "or is not supported for generateContent.",
+                              m->gmodel),
+                 NULL, NULL);
+    return mock_send_error(m, &e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* OpenAI: stored responses                                                  */
+
+/* GET /v1/responses/{id}: the completed response with that id and the
+ * usual text; DELETE: the deletion receipt. */
+static int mock_response_item(mock_req_t *m)
+{
+    if (m->route == MOCK_R_RESPONSE_DELETE) {
+        return mock_send_json(m, HTTP_OK,
+                              json_pack("{s:s, s:s, s:b}", "id", m->item_id, "object",
+                                        "response.deleted", "deleted", 1));
+    }
+    return mock_send_json(m, HTTP_OK, mock_responses_obj(m, 1));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rerank (Jina / Cohere shape)                                              */
+
+typedef struct {
+    int index;
+    double score;
+    const char *text;
+} mock_rank_t;
+
+/* The distinct lower-cased alphanumeric runs of s, as a table. */
+static apr_table_t *mock_word_set(apr_pool_t *p, const char *s)
+{
+    apr_table_t *set = apr_table_make(p, 8);
+    const char *at = s ? s : "";
+
+    while (*at) {
+        const char *start;
+        char *w;
+
+        while (*at && !apr_isalnum(*at)) {
+            at++;
+        }
+        start = at;
+        while (*at && apr_isalnum(*at)) {
+            at++;
+        }
+        if (at > start) {
+            w = apr_pstrmemdup(p, start, (apr_size_t)(at - start));
+            ap_str_tolower(w);
+            apr_table_setn(set, w, "1");
+        }
+    }
+    return set;
+}
+
+typedef struct {
+    apr_table_t *doc;
+    int hits;
+} mock_overlap_t;
+
+static int mock_overlap_one(void *rec, const char *key, const char *value)
+{
+    mock_overlap_t *o = rec;
+
+    (void)value;
+    if (apr_table_get(o->doc, key)) {
+        o->hits++;
+    }
+    return 1;
+}
+
+static int mock_rank_cmp(const void *a, const void *b)
+{
+    const mock_rank_t *x = a, *y = b;
+
+    if (x->score != y->score) {
+        return x->score > y->score ? -1 : 1;
+    }
+    return x->index - y->index;
+}
+
+static const char *mock_doc_text(json_t *doc)
+{
+    const char *t = json_is_string(doc) ? json_string_value(doc)
+                                        : json_string_value(json_object_get(doc, "text"));
+    return t ? t : "";
+}
+
+/* Score = distinct query words found in the document / distinct query words
+ * (words: lower-cased alphanumeric runs); sorted by score, then index. */
+static int mock_rerank(mock_req_t *m)
+{
+    apr_pool_t *p = m->r->pool;
+    json_t *docs = json_object_get(m->req, "documents");
+    json_t *top_j = json_object_get(m->req, "top_n"), *results = json_array(), *o;
+    int with_docs = !json_is_false(json_object_get(m->req, "return_documents"));
+    apr_table_t *q =
+        mock_word_set(p, json_string_value(json_object_get(m->req, "query")));
+    int nq = apr_table_elts(q)->nelts, count = (int)json_array_size(docs), top = count, i;
+    mock_rank_t *ranks = apr_pcalloc(p, sizeof(*ranks) * (apr_size_t)(count + 1));
+
+    for (i = 0; i < count; i++) {
+        mock_overlap_t ov;
+
+        ranks[i].index = i;
+        ranks[i].text = mock_doc_text(json_array_get(docs, (size_t)i));
+        ov.doc = mock_word_set(p, ranks[i].text);
+        ov.hits = 0;
+        apr_table_do(mock_overlap_one, &ov, q, NULL);
+        ranks[i].score = nq ? (double)ov.hits / nq : 0.0;
+    }
+    qsort(ranks, (size_t)count, sizeof(*ranks), mock_rank_cmp);
+    if (json_is_integer(top_j) && json_integer_value(top_j) >= 1 &&
+        json_integer_value(top_j) < count) {
+        top = (int)json_integer_value(top_j);
+    }
+    for (i = 0; i < top; i++) {
+        json_t *res = json_pack("{s:i, s:f}", "index", ranks[i].index, "relevance_score",
+                                ranks[i].score);
+        if (res && with_docs) {
+            json_object_set_new(res, "document",
+                                json_pack("{s:s}", "text", ranks[i].text));
+        }
+        json_array_append_new(results, res);
+    }
+    o = json_pack("{s:s, s:s, s:o, s:{s:{s:i}}}", "id", m->id, "model", m->model,
+                  "results", results, "meta", "billed_units", "search_units", 1);
+    if (o && m->usage) {
+        json_object_set_new(
+            o, "usage", json_pack("{s:I}", "total_tokens", (json_int_t)m->prompt_tokens));
+    }
+    return mock_send_json(m, HTTP_OK, o);
+}
+
+/* ------------------------------------------------------------------------ */
+/* OpenAI: images                                                            */
+
+/* a 1x1 transparent PNG */
+#define MOCK_PNG_B64                                                                     \
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"                       \
+    "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+/* A request field as a string: JSON string or integer, or a form field. */
+static const char *mock_field(const mock_req_t *m, const char *name)
+{
+    json_t *v = json_object_get(m->req, name);
+
+    if (json_is_integer(v)) {
+        return apr_psprintf(m->r->pool, "%" APR_INT64_T_FMT,
+                            (apr_int64_t)json_integer_value(v));
+    }
+    return json_string_value(v);
+}
+
+/* The first file part named name (or name2), or NULL. */
+static const mock_part_t *mock_file_part(const mock_req_t *m, const char *name,
+                                         const char *name2)
+{
+    int i;
+
+    for (i = 0; m->parts && i < m->parts->nelts; i++) {
+        const mock_part_t *pt = &APR_ARRAY_IDX(m->parts, i, mock_part_t);
+
+        if (pt->filename &&
+            (!strcmp(pt->name, name) || (name2 && !strcmp(pt->name, name2)))) {
+            return pt;
+        }
+    }
+    return NULL;
+}
+
+/* n images: 1 by default, -1 when not an integer in 1..10. */
+static int mock_images_count(const mock_req_t *m)
+{
+    const char *n = mock_field(m, "n");
+    int out;
+
+    if (!n) {
+        return 1;
+    }
+    return mock_parse_int(n, 1, 10, &out) ? out : -1;
+}
+
+static int mock_images(mock_req_t *m)
+{
+    const char *fmt = mock_field(m, "response_format");
+    const char *prompt = m->route == MOCK_R_IMAGES_VAR ? NULL : mock_field(m, "prompt");
+    int b64 = fmt && !strcmp(fmt, "b64_json"), i;
+    json_t *data = json_array();
+
+    for (i = 0; i < m->n; i++) {
+        json_t *img =
+            b64 ? json_pack("{s:s}", "b64_json", MOCK_PNG_B64)
+                : json_pack("{s:s}", "url",
+                            apr_psprintf(m->r->pool,
+                                         "https://images.mock.nebula.test/%s-%d.png",
+                                         m->id, i));
+        if (img && prompt) {
+            json_object_set_new(img, "revised_prompt", json_string(prompt));
+        }
+        json_array_append_new(data, img);
+    }
+    return mock_send_json(m, HTTP_OK,
+                          json_pack("{s:I, s:o}", "created", m->created, "data", data));
+}
+
+/* ------------------------------------------------------------------------ */
+/* OpenAI: audio                                                             */
+
+static const char *mock_speech_type(const char *fmt)
+{
+    static const char *const map[][2] = {{"mp3", "audio/mpeg"}, {"opus", "audio/opus"},
+                                         {"aac", "audio/aac"},  {"flac", "audio/flac"},
+                                         {"wav", "audio/wav"},  {"pcm", "audio/pcm"}};
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (!strcmp(fmt ? fmt : "mp3", map[i][0])) {
+            return map[i][1];
+        }
+    }
+    return NULL;
+}
+
+/* Characters (UTF-8 code points) of the input, markers cut out. */
+static apr_size_t mock_speech_chars(mock_req_t *m)
+{
+    mock_text_acc_t acc;
+    const char *s;
+    apr_size_t chars = 0;
+
+    memset(&acc, 0, sizeof(acc));
+    acc.m = m;
+    mock_ctl_init(&acc.marker);
+    s = mock_markers_strip(&acc, mock_field(m, "input") ? mock_field(m, "input") : "");
+    for (; *s; s++) {
+        if (((unsigned char)*s & 0xC0) != 0x80) {
+            chars++;
+        }
+    }
+    return chars;
+}
+
+/* The speech body: 64 bytes a character, byte i = (31 i + 17) mod 256, sent
+ * chunked in max(1, min(events, length)) pieces with delay_ms between. */
+static int mock_speech(mock_req_t *m)
+{
+    apr_size_t len = 64 * mock_speech_chars(m), chunks, i, k;
+    char *audio = apr_palloc(m->r->pool, len + 1);
+    int events = m->ctl.events != MOCK_UNSET ? m->ctl.events : MOCK_DEFAULT_EVENTS;
+
+    for (i = 0; i < len; i++) {
+        audio[i] = (char)(unsigned char)((31 * i + 17) & 0xff);
+    }
+    chunks = (apr_size_t)(events < 1 ? 1 : events);
+    if (chunks > len) {
+        chunks = len ? len : 1;
+    }
+    mock_stream_begin(m, mock_speech_type(mock_field(m, "response_format")));
+    apr_table_unset(m->r->headers_out, "Cache-Control");
+    for (k = 0; k < chunks; k++) {
+        apr_size_t from = k * len / chunks, to = (k + 1) * len / chunks;
+
+        if (to > from) {
+            APR_BRIGADE_INSERT_TAIL(m->bb, apr_bucket_pool_create(audio + from, to - from,
+                                                                  m->r->pool,
+                                                                  m->bb->bucket_alloc));
+        }
+        if (!mock_bb_flush_event(m) || !mock_stream_fault(m, (int)k + 1, NULL)) {
+            return OK;
+        }
+    }
+    return mock_stream_end(m);
+}
+
+static const char *mock_language_name(const char *code)
+{
+    static const char *const map[][2] = {
+        {"en", "english"}, {"de", "german"},   {"fr", "french"},  {"es", "spanish"},
+        {"it", "italian"}, {"ja", "japanese"}, {"zh", "chinese"}, {"pt", "portuguese"}};
+    apr_size_t i;
+
+    if (!code || !*code) {
+        return "english";
+    }
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (!strcmp(code, map[i][0])) {
+            return map[i][1];
+        }
+    }
+    return code;
+}
+
+static int mock_send_text(mock_req_t *m, const char *type, const char *text)
+{
+    apr_size_t len = strlen(text);
+
+    mock_set_status(m->r, HTTP_OK);
+    ap_set_content_type(m->r, type);
+    ap_set_content_length(m->r, (apr_off_t)len);
+    if (!m->r->header_only) {
+        ap_rwrite(text, (int)len, m->r);
+    }
+    return OK;
+}
+
+/* seconds as "HH:MM:SS" + sep + "mmm" */
+static const char *mock_timestamp(apr_pool_t *p, long s, char sep)
+{
+    return apr_psprintf(p, "%02ld:%02ld:%02ld%c000", s / 3600, (s / 60) % 60, s % 60,
+                        sep);
+}
+
+/* Transcriptions and translations: the text is N events' text; the audio
+ * lasts S = audio_seconds or ceil(file bytes / 16000) seconds. */
+static int mock_transcribe(mock_req_t *m)
+{
+    apr_pool_t *p = m->r->pool;
+    const mock_part_t *file = mock_file_part(m, "file", NULL);
+    const char *fmt = mock_field(m, "response_format");
+    const char *text = mock_full_text(p, m->n);
+    int translate = m->route == MOCK_R_TRANSLATE;
+    long secs = m->ctl.audio_seconds != MOCK_UNSET ? m->ctl.audio_seconds
+                                                   : (long)((file->len + 15999) / 16000);
+    json_t *o;
+
+    fmt = fmt ? fmt : "json";
+    if (!strcmp(fmt, "text")) {
+        return mock_send_text(m, "text/plain; charset=utf-8",
+                              apr_pstrcat(p, text, "\n", NULL));
+    }
+    if (!strcmp(fmt, "srt") || !strcmp(fmt, "vtt")) {
+        int srt = fmt[0] == 's';
+        return mock_send_text(m, "text/plain; charset=utf-8",
+                              apr_pstrcat(p, srt ? "1\n" : "WEBVTT\n\n",
+                                          mock_timestamp(p, 0, srt ? ',' : '.'), " --> ",
+                                          mock_timestamp(p, secs, srt ? ',' : '.'), "\n",
+                                          text, "\n\n", NULL));
+    }
+    o = json_pack("{s:s}", "text", text);
+    if (o && !strcmp(fmt, "verbose_json")) {
+        json_object_set_new(o, "task",
+                            json_string(translate ? "translate" : "transcribe"));
+        json_object_set_new(
+            o, "language",
+            json_string(translate ? "english"
+                                  : mock_language_name(mock_field(m, "language"))));
+        json_object_set_new(o, "duration", json_real((double)secs));
+        json_object_set_new(
+            o, "segments",
+            json_pack("[{s:i, s:i, s:f, s:f, s:s, s:[i, i], s:f, s:f, s:f, s:f}]", "id",
+                      0, "seek", 0, "start", 0.0, "end", (double)secs, "text", text,
+                      "tokens", 50364, 50365, "temperature", 0.0, "avg_logprob", -0.25,
+                      "compression_ratio", 1.0, "no_speech_prob", 0.0));
+    }
+    if (o && m->usage) {
+        json_object_set_new(
+            o, "usage",
+            json_pack("{s:s, s:I}", "type", "duration", "seconds", (json_int_t)secs));
+    }
+    return mock_send_json(m, HTTP_OK, o);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1791,11 +2957,27 @@ static const char *mock_path_split(mock_req_t *m)
     return NULL;
 }
 
-/* /v1beta/models/{model}:action (also /v1/models/...:action). */
+/* /v1beta/models/{model}:action (also /v1/models/...:action), GET
+ * /v1beta/models and /v1beta/models/{model}. */
 static int mock_route_gemini(mock_req_t *m, const char *path)
 {
+    static const struct {
+        const char *action;
+        mock_route_e route;
+    } actions[] = {{"generateContent", MOCK_R_GEMINI},
+                   {"streamGenerateContent", MOCK_R_GEMINI},
+                   {"countTokens", MOCK_R_GEMINI_COUNT},
+                   {"embedContent", MOCK_R_GEMINI_EMBED},
+                   {"batchEmbedContents", MOCK_R_GEMINI_BATCH_EMBED}};
     const char *rest, *colon;
+    apr_size_t i;
 
+    if (!strcmp(path, "/v1beta/models")) {
+        m->proto = MOCK_P_GEMINI;
+        m->route = MOCK_R_GEMINI_MODELS;
+        m->method = "GET";
+        return 1;
+    }
     if (!strncmp(path, "/v1beta/models/", 15)) {
         rest = path + 15;
     }
@@ -1807,18 +2989,29 @@ static int mock_route_gemini(mock_req_t *m, const char *path)
     }
     m->proto = MOCK_P_GEMINI;
     colon = strrchr(rest, ':');
-    if (!colon || colon == rest || strchr(rest, '/')) {
+    if (strchr(rest, '/') || !*rest) {
+        return 1;
+    }
+    if (!colon) {
+        m->gmodel = apr_pstrdup(m->r->pool, rest);
+        ap_unescape_url((char *)m->gmodel);
+        m->route = MOCK_R_GEMINI_MODEL;
+        m->method = "GET";
+        return 1;
+    }
+    if (colon == rest) {
         return 1;
     }
     m->gmodel = apr_pstrmemdup(m->r->pool, rest, (apr_size_t)(colon - rest));
     ap_unescape_url((char *)m->gmodel);
-    if (!strcmp(colon + 1, "generateContent")) {
-        m->route = MOCK_R_GEMINI;
+    for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+        if (!strcmp(colon + 1, actions[i].action)) {
+            m->route = actions[i].route;
+        }
     }
-    else if (!strcmp(colon + 1, "streamGenerateContent")) {
+    if (!strcmp(colon + 1, "streamGenerateContent")) {
         const char *alt = mock_query_arg(m, "alt");
 
-        m->route = MOCK_R_GEMINI;
         m->gemini_stream = 1;
         m->gemini_sse = alt && !strcmp(alt, "sse");
     }
@@ -1841,6 +3034,15 @@ static void mock_route_resolve(mock_req_t *m)
         {"/v1/models", MOCK_R_MODELS, MOCK_P_OPENAI, "GET"},
         {"/v1/responses", MOCK_R_RESPONSES, MOCK_P_OPENAI, "POST"},
         {"/v1/messages", MOCK_R_MESSAGES, MOCK_P_ANTHROPIC, "POST"},
+        {"/v1/messages/count_tokens", MOCK_R_COUNT_TOKENS, MOCK_P_ANTHROPIC, "POST"},
+        {"/v1/rerank", MOCK_R_RERANK, MOCK_P_OPENAI, "POST"},
+        {"/v2/rerank", MOCK_R_RERANK, MOCK_P_OPENAI, "POST"},
+        {"/v1/images/generations", MOCK_R_IMAGES_GEN, MOCK_P_OPENAI, "POST"},
+        {"/v1/images/edits", MOCK_R_IMAGES_EDIT, MOCK_P_OPENAI, "POST"},
+        {"/v1/images/variations", MOCK_R_IMAGES_VAR, MOCK_P_OPENAI, "POST"},
+        {"/v1/audio/speech", MOCK_R_SPEECH, MOCK_P_OPENAI, "POST"},
+        {"/v1/audio/transcriptions", MOCK_R_TRANSCRIBE, MOCK_P_OPENAI, "POST"},
+        {"/v1/audio/translations", MOCK_R_TRANSLATE, MOCK_P_OPENAI, "POST"},
     };
     const char *path = m->path;
     apr_size_t i;
@@ -1857,8 +3059,13 @@ static void mock_route_resolve(mock_req_t *m)
     /* Azure OpenAI: /openai/deployments/{deployment}/chat/completions etc.
      * answer like OpenAI's /v1/... (the deployment names the model) */
     if (!strncmp(path, "/openai/deployments/", 20) && strchr(path + 20, '/')) {
+        const char *slash = strchr(path + 20, '/');
+
         m->azure = 1;
-        path = apr_pstrcat(m->r->pool, "/v1", strchr(path + 20, '/'), NULL);
+        m->deployment =
+            apr_pstrmemdup(m->r->pool, path + 20, (apr_size_t)(slash - path - 20));
+        ap_unescape_url((char *)m->deployment);
+        path = apr_pstrcat(m->r->pool, "/v1", slash, NULL);
     }
     for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         if (!strcmp(path, table[i].path)) {
@@ -1874,6 +3081,14 @@ static void mock_route_resolve(mock_req_t *m)
         m->method = "GET";
         m->gmodel = path + 11;
     }
+    if (m->route == MOCK_R_NONE && !strncmp(path, "/v1/responses/", 14) && path[14] &&
+        !strchr(path + 14, '/')) {
+        int del = m->r->method_number == M_DELETE;
+
+        m->item_id = path + 14;
+        m->route = del ? MOCK_R_RESPONSE_DELETE : MOCK_R_RESPONSE_GET;
+        m->method = del || m->r->method_number == M_GET ? m->r->method : "GET, DELETE";
+    }
     if ((m->route == MOCK_R_MODELS || m->route == MOCK_R_NONE) &&
         (mock_header(m, "anthropic-version") || !strncmp(path, "/v1/messages", 12))) {
         m->proto = MOCK_P_ANTHROPIC;
@@ -1881,6 +3096,171 @@ static void mock_route_resolve(mock_req_t *m)
     if (m->route == MOCK_R_NONE && !strncmp(path, "/v1beta", 7)) {
         m->proto = MOCK_P_GEMINI;
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* multipart/form-data                                                       */
+
+static const char *mock_memfind(const char *hay, apr_size_t hlen, const char *needle,
+                                apr_size_t nlen)
+{
+    apr_size_t i;
+
+    for (i = 0; nlen <= hlen && i <= hlen - nlen; i++) {
+        if (hay[i] == needle[0] && !memcmp(hay + i, needle, nlen)) {
+            return hay + i;
+        }
+    }
+    return NULL;
+}
+
+/* The boundary parameter of a multipart/form-data Content-Type, or NULL. */
+static const char *mock_boundary(mock_req_t *m)
+{
+    const char *ct = mock_header(m, "Content-Type"), *b;
+
+    if (!ct || ap_cstr_casecmpn(ct, "multipart/form-data", 19)) {
+        return NULL;
+    }
+    b = ap_strcasestr(ct, "boundary=");
+    if (!b) {
+        return NULL;
+    }
+    b += 9;
+    if (*b == '"') {
+        const char *end = strchr(b + 1, '"');
+        return end && end > b + 1
+                   ? apr_pstrmemdup(m->r->pool, b + 1, (apr_size_t)(end - b - 1))
+                   : NULL;
+    }
+    return *b ? apr_pstrmemdup(m->r->pool, b, strcspn(b, "; \t")) : NULL;
+}
+
+/* The value of parameter key in a Content-Disposition header: quoted (with
+ * backslash escapes) or a token; NULL when absent. */
+static const char *mock_disposition_param(apr_pool_t *p, const char *h, const char *key)
+{
+    apr_size_t klen = strlen(key);
+    const char *at = strchr(h, ';');
+
+    while (at && *at) {
+        char *val, *out;
+
+        at++;
+        while (mock_is_space(*at)) {
+            at++;
+        }
+        if (!ap_cstr_casecmpn(at, key, klen) && at[klen] == '=') {
+            at += klen + 1;
+            if (*at != '"') {
+                return apr_pstrmemdup(p, at, strcspn(at, "; \t"));
+            }
+            val = out = apr_palloc(p, strlen(at));
+            for (at++; *at && *at != '"'; at++) {
+                if (*at == '\\' && at[1]) {
+                    at++;
+                }
+                *out++ = *at;
+            }
+            *out = '\0';
+            return val;
+        }
+        /* skip this parameter, minding quoted semicolons */
+        while (*at && *at != ';') {
+            if (*at == '"') {
+                for (at++; *at && *at != '"'; at++) {
+                    if (*at == '\\' && at[1]) {
+                        at++;
+                    }
+                }
+            }
+            if (*at) {
+                at++;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Reads one part's header block [h, end) into pt. */
+static void mock_part_headers(apr_pool_t *p, const char *h, const char *end,
+                              mock_part_t *pt)
+{
+    while (h < end) {
+        const char *eol = mock_memfind(h, (apr_size_t)(end - h), "\r\n", 2);
+        char *line =
+            apr_pstrmemdup(p, h, eol ? (apr_size_t)(eol - h) : (apr_size_t)(end - h));
+        char *colon = strchr(line, ':');
+
+        h = eol ? eol + 2 : end;
+        if (!colon) {
+            continue;
+        }
+        *colon = '\0';
+        if (!strcasecmp(line, "Content-Disposition")) {
+            pt->name = mock_disposition_param(p, colon + 1, "name");
+            pt->filename = mock_disposition_param(p, colon + 1, "filename");
+        }
+        else if (!strcasecmp(line, "Content-Type")) {
+            pt->content_type = mock_trim(colon + 1);
+        }
+    }
+}
+
+/* Splits the body into m->parts; the plain fields also become m->req, a
+ * JSON object of strings (the last of a repeated name wins). Returns an
+ * error message or NULL. */
+static const char *mock_multipart_parse(mock_req_t *m, const char *boundary)
+{
+    apr_pool_t *p = m->r->pool;
+    const char *delim = apr_pstrcat(p, "--", boundary, NULL);
+    const char *end = m->body + m->body_len, *at;
+    apr_size_t dlen = strlen(delim);
+
+    m->parts = apr_array_make(p, 4, sizeof(mock_part_t));
+    m->req = json_object();
+    apr_pool_cleanup_register(p, m->req, mock_json_release, apr_pool_cleanup_null);
+    at = mock_memfind(m->body, m->body_len, delim, dlen);
+    while (at) {
+        const char *hdr_end, *next;
+        mock_part_t pt;
+
+        at += dlen;
+        if (end - at >= 2 && at[0] == '-' && at[1] == '-') {
+            return NULL; /* the close delimiter */
+        }
+        at = mock_memfind(at, (apr_size_t)(end - at), "\r\n", 2);
+        if (!at) {
+            break;
+        }
+        at += 2;
+        hdr_end = mock_memfind(at, (apr_size_t)(end - at), "\r\n\r\n", 4);
+        if (at + 2 <= end && at[0] == '\r' && at[1] == '\n') {
+            hdr_end = at - 2; /* a part without headers */
+        }
+        if (!hdr_end) {
+            break;
+        }
+        memset(&pt, 0, sizeof(pt));
+        mock_part_headers(p, at, hdr_end, &pt);
+        at = hdr_end + 4;
+        next = mock_memfind(at, (apr_size_t)(end - at),
+                            apr_pstrcat(p, "\r\n", delim, NULL), dlen + 2);
+        if (!next) {
+            break;
+        }
+        if (!pt.name) {
+            return "a multipart/form-data part has no name";
+        }
+        pt.data = at;
+        pt.len = (apr_size_t)(next - at);
+        APR_ARRAY_PUSH(m->parts, mock_part_t) = pt;
+        if (!pt.filename) {
+            json_object_set_new(m->req, pt.name, mock_json_bytes(p, pt.data, pt.len));
+        }
+        at = next + 2;
+    }
+    return "malformed multipart/form-data body (no closing boundary)";
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1933,13 +3313,63 @@ static int mock_read_body(mock_req_t *m)
     return got < 0 ? HTTP_BAD_REQUEST : OK;
 }
 
+static int mock_route_is_multipart(const mock_req_t *m)
+{
+    return m->route == MOCK_R_IMAGES_EDIT || m->route == MOCK_R_IMAGES_VAR ||
+           m->route == MOCK_R_TRANSCRIBE || m->route == MOCK_R_TRANSLATE;
+}
+
+/* Routes that take no request body. */
+static int mock_route_is_bodyless(const mock_req_t *m)
+{
+    return m->route == MOCK_R_NONE || m->route == MOCK_R_HOOK ||
+           m->route == MOCK_R_RESPONSE_GET || m->route == MOCK_R_RESPONSE_DELETE ||
+           !strcmp(m->method, "GET");
+}
+
+/* The model of routes that do not name it in a JSON body. */
+static void mock_default_model(mock_req_t *m)
+{
+    apr_array_header_t *models = m->conf->models;
+
+    if (m->proto == MOCK_P_GEMINI && m->gmodel) {
+        m->model = m->gmodel;
+    }
+    if ((m->route == MOCK_R_IMAGES_GEN || m->route == MOCK_R_IMAGES_EDIT ||
+         m->route == MOCK_R_IMAGES_VAR) &&
+        (!m->model || !*m->model)) {
+        m->model = "dall-e-2"; /* OpenAI's default for these */
+    }
+    if (m->route == MOCK_R_RESPONSE_GET || m->route == MOCK_R_RESPONSE_DELETE) {
+        m->model = models->nelts ? APR_ARRAY_IDX(models, 0, char *) : "gpt-4o-mini";
+    }
+    if (m->deployment) {
+        m->model = m->deployment;
+    }
+}
+
 /* Parses the body; fills model, stream, include_usage. */
 static void mock_parse_request(mock_req_t *m)
 {
     json_error_t jerr;
     json_t *opts;
 
-    if (m->route == MOCK_R_NONE || m->route == MOCK_R_HOOK || !strcmp(m->method, "GET")) {
+    if (mock_route_is_bodyless(m)) {
+        mock_default_model(m);
+        return;
+    }
+    if (mock_route_is_multipart(m) && !m->body_too_large) {
+        const char *boundary = mock_boundary(m);
+        const char *ct = mock_header(m, "Content-Type");
+
+        m->body_error = boundary
+                            ? mock_multipart_parse(m, boundary)
+                            : apr_psprintf(m->r->pool,
+                                           "Invalid Content-Type header (%s), expected "
+                                           "multipart/form-data.",
+                                           ct ? ct : "none");
+        m->model = json_string_value(json_object_get(m->req, "model"));
+        mock_default_model(m);
         return;
     }
     m->req = json_loadb(m->body, m->body_len, 0, &jerr);
@@ -1955,8 +3385,8 @@ static void mock_parse_request(mock_req_t *m)
         return;
     }
     m->model = json_string_value(json_object_get(m->req, "model"));
-    if (m->route == MOCK_R_GEMINI) {
-        m->model = m->gmodel;
+    mock_default_model(m);
+    if (m->proto == MOCK_P_GEMINI) {
         m->stream = m->gemini_stream;
     }
     else {
@@ -2002,6 +3432,40 @@ static void mock_resolve_controls(mock_req_t *m)
     }
 }
 
+/* What each route produces besides text events. */
+static void mock_plan_route(mock_req_t *m)
+{
+    int images;
+
+    switch (m->route) {
+    case MOCK_R_CHAT:
+    case MOCK_R_COMPLETIONS:
+    case MOCK_R_RESPONSES:
+    case MOCK_R_RESPONSE_GET:
+    case MOCK_R_TRANSCRIBE:
+    case MOCK_R_TRANSLATE:
+        break;
+    case MOCK_R_MESSAGES:
+        m->think = m->ctl.thinking != MOCK_UNSET ? m->ctl.thinking : 0;
+        break;
+    case MOCK_R_GEMINI:
+        if (m->ctl.block == 1) {
+            m->n = 0;
+            m->truncated = 0;
+        }
+        break;
+    case MOCK_R_IMAGES_GEN:
+    case MOCK_R_IMAGES_EDIT:
+    case MOCK_R_IMAGES_VAR:
+        images = mock_images_count(m);
+        m->n = images > 0 ? images : 0; /* the record counts images made */
+        break;
+    default:
+        m->n = 0;
+        break;
+    }
+}
+
 /* Completion size: events, capped by the protocol's max-tokens field. */
 static void mock_plan_output(mock_req_t *m)
 {
@@ -2010,6 +3474,7 @@ static void mock_plan_output(mock_req_t *m)
     m->n = m->ctl.events != MOCK_UNSET ? m->ctl.events : MOCK_DEFAULT_EVENTS;
     m->usage = m->ctl.no_usage != 1;
     if (!m->req) {
+        mock_plan_route(m);
         return;
     }
     switch (m->route) {
@@ -2038,13 +3503,9 @@ static void mock_plan_output(mock_req_t *m)
     if (json_is_integer(max) && json_integer_value(max) >= 0 &&
         json_integer_value(max) < m->n) {
         m->n = (int)json_integer_value(max);
-        m->truncated = 1;
+        m->truncated = !m->ctl.tool_call;
     }
-    if (m->route == MOCK_R_EMBEDDINGS || m->route == MOCK_R_MODERATIONS ||
-        m->route == MOCK_R_MODELS ||
-        m->route == MOCK_R_MODEL || m->route == MOCK_R_HOOK) {
-        m->n = 0;
-    }
+    mock_plan_route(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2155,13 +3616,118 @@ static int mock_check_auth(mock_req_t *m, mock_err_t *e)
     }
 }
 
+/* A 400 naming the missing or bad parameter; returns 1. */
+static int mock_bad_param(mock_req_t *m, mock_err_t *e, const char *param,
+                          const char *message, const char *code)
+{
+    mock_err_set(e, HTTP_BAD_REQUEST, message, NULL, code);
+    e->param = param;
+    (void)m;
+    return 1;
+}
+
+static int mock_missing(mock_req_t *m, mock_err_t *e, const char *param)
+{
+    return mock_bad_param(
+        m, e, param, apr_psprintf(m->r->pool, "Missing required parameter: '%s'.", param),
+        "missing_required_parameter");
+}
+
+/* What the new routes require of their body; true if e was filled. */
+static int mock_check_route(mock_req_t *m, mock_err_t *e)
+{
+    apr_pool_t *p = m->r->pool;
+    const char *fmt = mock_field(m, "response_format");
+    json_t *docs;
+
+    switch (m->route) {
+    case MOCK_R_RERANK:
+        docs = json_object_get(m->req, "documents");
+        if (!json_is_string(json_object_get(m->req, "query"))) {
+            return mock_missing(m, e, "query");
+        }
+        if (!json_is_array(docs) || !json_array_size(docs)) {
+            return mock_missing(m, e, "documents");
+        }
+        return 0;
+    case MOCK_R_IMAGES_EDIT:
+    case MOCK_R_IMAGES_VAR:
+    case MOCK_R_IMAGES_GEN:
+        if (m->route == MOCK_R_IMAGES_EDIT && !mock_file_part(m, "image", "image[]")) {
+            return mock_missing(m, e, "image");
+        }
+        if (m->route == MOCK_R_IMAGES_VAR && !mock_file_part(m, "image", NULL)) {
+            return mock_missing(m, e, "image");
+        }
+        if (m->route != MOCK_R_IMAGES_VAR && !mock_field(m, "prompt")) {
+            return mock_missing(m, e, "prompt");
+        }
+        if (mock_images_count(m) < 0) {
+            return mock_bad_param(m, e, "n",
+                                  apr_psprintf(p,
+                                               "Invalid 'n': '%s'. Expected an integer "
+                                               "between 1 and 10.",
+                                               mock_field(m, "n")),
+                                  "invalid_value");
+        }
+        if (fmt && strcmp(fmt, "url") && strcmp(fmt, "b64_json")) {
+            return mock_bad_param(m, e, "response_format",
+                                  apr_psprintf(p,
+                                               "Invalid value: '%s'. Supported values "
+                                               "are: 'url' and 'b64_json'.",
+                                               fmt),
+                                  "invalid_value");
+        }
+        return 0;
+    case MOCK_R_SPEECH:
+        if (!mock_field(m, "input") || !*mock_field(m, "input")) {
+            return mock_missing(m, e, "input");
+        }
+        if (!mock_field(m, "voice")) {
+            return mock_missing(m, e, "voice");
+        }
+        if (!mock_speech_type(fmt)) {
+            return mock_bad_param(m, e, "response_format",
+                                  apr_psprintf(p,
+                                               "Invalid value: '%s'. Supported values "
+                                               "are: 'mp3', 'opus', 'aac', 'flac', "
+                                               "'wav', and 'pcm'.",
+                                               fmt),
+                                  "invalid_value");
+        }
+        return 0;
+    case MOCK_R_TRANSCRIBE:
+    case MOCK_R_TRANSLATE:
+        if (!mock_file_part(m, "file", NULL)) {
+            return mock_missing(m, e, "file");
+        }
+        if (fmt && strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "srt") &&
+            strcmp(fmt, "vtt") && strcmp(fmt, "verbose_json")) {
+            return mock_bad_param(m, e, "response_format",
+                                  apr_psprintf(p,
+                                               "Invalid value: '%s'. Supported values "
+                                               "are: 'json', 'text', 'srt', "
+                                               "'verbose_json', and 'vtt'.",
+                                               fmt),
+                                  "invalid_value");
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* Validates the request body; true if e was filled. */
 static int mock_check_request(mock_req_t *m, mock_err_t *e)
 {
     apr_pool_t *p = m->r->pool;
 
-    if (!strcmp(m->method, "GET")) {
+    if (mock_route_is_bodyless(m)) {
         return 0;
+    }
+    if (m->body_error) {
+        mock_err_set(e, HTTP_BAD_REQUEST, m->body_error, NULL, NULL);
+        return 1;
     }
     if (m->json_error) {
         mock_err_set(e, HTTP_BAD_REQUEST,
@@ -2187,7 +3753,7 @@ static int mock_check_request(mock_req_t *m, mock_err_t *e)
         mock_err_set(e, HTTP_BAD_REQUEST, "max_tokens: Field required", NULL, NULL);
         return 1;
     }
-    return 0;
+    return mock_check_route(m, e);
 }
 
 /* Decides the answer; e->status 0 means a normal reply. */
@@ -2289,7 +3855,7 @@ static int mock_admin_records_get(mock_req_t *m)
     buf = mock_records_load(r, m->conf->record_file);
     for (line = buf ? apr_strtok(buf, "\n", &state) : NULL; line;
          line = apr_strtok(NULL, "\n", &state)) {
-        json_t *rec = json_loads(line, 0, NULL);
+        json_t *rec = json_loads(line, JSON_ALLOW_NUL, NULL);
         const char *rtag = json_string_value(json_object_get(rec, "tag"));
 
         if (rec && (!tag || (rtag && !strcmp(rtag, tag)))) {
@@ -2395,6 +3961,30 @@ static int mock_reply(mock_req_t *m)
         return m->stream ? mock_gemini_stream(m) : mock_gemini_full(m);
     case MOCK_R_HOOK:
         return mock_send_json(m, HTTP_OK, json_pack("{s:b}", "received", 1));
+    case MOCK_R_RESPONSE_GET:
+    case MOCK_R_RESPONSE_DELETE:
+        return mock_response_item(m);
+    case MOCK_R_COUNT_TOKENS:
+        return mock_anthropic_count(m);
+    case MOCK_R_GEMINI_COUNT:
+        return mock_gemini_count(m);
+    case MOCK_R_GEMINI_EMBED:
+    case MOCK_R_GEMINI_BATCH_EMBED:
+        return mock_gemini_embed(m);
+    case MOCK_R_GEMINI_MODELS:
+    case MOCK_R_GEMINI_MODEL:
+        return mock_gemini_models(m);
+    case MOCK_R_RERANK:
+        return mock_rerank(m);
+    case MOCK_R_IMAGES_GEN:
+    case MOCK_R_IMAGES_EDIT:
+    case MOCK_R_IMAGES_VAR:
+        return mock_images(m);
+    case MOCK_R_SPEECH:
+        return mock_speech(m);
+    case MOCK_R_TRANSCRIBE:
+    case MOCK_R_TRANSLATE:
+        return mock_transcribe(m);
     default:
         return HTTP_NOT_FOUND;
     }
@@ -2411,6 +4001,8 @@ static const char *mock_id_prefix(const mock_req_t *m)
         return "resp_";
     case MOCK_R_MESSAGES:
         return "msg_";
+    case MOCK_R_RERANK:
+        return "rerank-";
     default:
         return "";
     }
@@ -2459,7 +4051,7 @@ static int mock_handler(request_rec *r)
     mock_resolve_controls(m);
     mock_plan_output(m);
     mock_set_tag_headers(m);
-    m->id = mock_rand_id(r->pool, mock_id_prefix(m), 24);
+    m->id = m->item_id ? m->item_id : mock_rand_id(r->pool, mock_id_prefix(m), 24);
     m->created = (json_int_t)apr_time_sec(r->request_time);
     mock_decide(m, &e);
     mock_record(m, e.status ? e.status : HTTP_OK);
