@@ -38,7 +38,14 @@ void nebula_ap_register_hooks(ap_HOOK_child_init_t *child_init);
 void nebula_ap_log_bridge(server_rec *s, int module_index);
 
 /**
- * Send an OpenAI-shaped JSON error. Returns DONE (the answer is sent; httpd
+ * The request note that names the client's protocol family for error bodies:
+ * "anthropic" or "gemini"; unset means OpenAI's shape.
+ */
+#define NEBULA_AP_NOTE_API "nebula-api"
+
+/**
+ * Send a JSON error in the client's protocol (NEBULA_AP_NOTE_API; OpenAI's
+ * shape by default). Returns DONE (the answer is sent; httpd
  * treats DONE from a handler as OK), so that callers can tell "refused" from
  * OK ("go on").
  * @param status  HTTP status (400, 401, 403, 404, 413, 415, 429, 500, 502 ...)

@@ -99,7 +99,16 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     int rc, status = 0, definitive = 0;
 
     ctx->req.upstream_model = relay_channel_map_model(r, ch, ctx->req.model);
-    relay_openai_outbound(ctx, ch, key, ctx->req.upstream_model, &out);
+    if (relay_proto_outbound(ctx, ch, key, ctx->req.upstream_model, &out) != OK) {
+        /* this channel does not speak what the request needs: no fault */
+        last->status = HTTP_BAD_REQUEST;
+        last->body = NULL;
+        last->code = "unsupported_api";
+        last->message = apr_psprintf(r->pool, "No channel for the model '%s' can serve this "
+                                     "API (%s).", ctx->req.model,
+                                     ctx->error ? ctx->error : "no conversion");
+        return RELAY_CANNOT_SERVE;
+    }
     {
         const relay_dir_conf_t *dc = relay_config_dir(r);
         relay_exchange_t x = {out.url, attempt_timeout(ctx, ch), "POST", ch->proxy,
@@ -122,7 +131,7 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
         relay_health_success(ch->id, RELAY_HEALTH_CHANNEL, apr_time_now() - t0,
                              apr_time_now());
         return ctx->req.stream ? relay_stream_respond(ctx, up, headers)
-                               : relay_openai_respond(ctx, up, status, headers);
+                               : relay_xlate_respond(ctx, up, status, headers);
     }
     last->body = relay_openai_error_body(ctx, up, status, &definitive);
     last->status = status;
@@ -150,8 +159,11 @@ static int send_last_error(relay_ctx_t *ctx, const last_error_t *last)
         ap_rvputs(r, last->body, "\n", NULL);
         return OK;
     }
-    return nebula_ap_error(r, last->status, "upstream_error", last->code, NULL, "%s",
-                           last->message);
+    return nebula_ap_error(r, last->status,
+                           last->status == HTTP_BAD_REQUEST ? "invalid_request_error"
+                                                            : "upstream_error",
+                           last->code, NULL, "%s",
+                           last->message ? last->message : "The upstream failed.");
 }
 
 /* Nothing to try: an unknown model, or every channel failed or is open. */
@@ -215,6 +227,12 @@ static int attempts_loop(relay_ctx_t *ctx)
         ctx->attempts++;
         same = 0;
         rc = attempt(ctx, ch, key, &last, &same);
+        if (rc == RELAY_CANNOT_SERVE) {
+            push_id(tried, ch->id);
+            same = 0;
+            --n; /* not an attempt: the next channel gets a full try */
+            continue;
+        }
         if (rc == OK || rc != HTTP_BAD_GATEWAY) {
             break; /* relayed, or an error retrying cannot mend */
         }
@@ -229,10 +247,127 @@ static int attempts_loop(relay_ctx_t *ctx)
     return rc == OK ? OK : send_last_error(ctx, &last);
 }
 
-int relay_attempts_run(relay_ctx_t *ctx)
+/* GET or DELETE one stored Response on channel @a ch; the exchange's
+ * status in *@a status (0: no answer). */
+static int stored_on(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t *key,
+                     relay_upstream_t **up, int *status, apr_table_t **headers)
+{
+    request_rec *r = ctx->r;
+    apr_table_t *h = apr_table_make(r->pool, 4);
+    apr_size_t n = strlen(ch->base_url);
+    const char *url = apr_pstrcat(r->pool, ch->base_url,
+                                  n >= 3 && !strcmp(ch->base_url + n - 3, "/v1") ? "" : "/v1",
+                                  "/responses/", ap_escape_uri(r->pool, ctx->arg), NULL);
+    relay_exchange_t x = {url, attempt_timeout(ctx, ch), r->method, ch->proxy, 0, h, NULL, 0};
+
+    apr_table_setn(h, "Accept", "application/json");
+    apr_table_setn(h, "User-Agent", "NebulaGate/" NEBULA_VERSION);
+    if (!strcmp(ch->kind, "azure")) {
+        apr_table_setn(h, "api-key", key->secret);
+    }
+    else {
+        apr_table_setn(h, "Authorization", apr_pstrcat(r->pool, "Bearer ", key->secret, NULL));
+    }
+    apr_table_overlap(h, ch->headers, APR_OVERLAP_TABLES_SET);
+    *status = 0;
+    return relay_upstream_exchange(r, &x, up, status, headers);
+}
+
+int relay_attempts_stored(relay_ctx_t *ctx)
+{
+    request_rec *r = ctx->r;
+    apr_array_header_t *models, *tried = apr_array_make(r->pool, 4, sizeof(apr_int64_t));
+    int i, n;
+
+    if ((ctx->snap = relay_channel_snapshot(r)) == NULL) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return nebula_ap_error(r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                               "database_unavailable", NULL,
+                               "The gateway cannot read its channels right now.");
+    }
+    /* the Responses API lives on OpenAI and Azure channels: ask those of the
+     * key's group in turn; only the one that created the response knows it */
+    models = relay_channel_models(r, ctx->snap, ctx->group);
+    for (i = 0; i < models->nelts; ++i) {
+        const char *model = APR_ARRAY_IDX(models, i, const char *);
+        const relay_channel_t *ch;
+
+        if (!relay_auth_model_allowed(ctx->key, model)) {
+            continue;
+        }
+        for (n = 0; (ch = relay_channel_select(r, ctx->snap, ctx->group, model, n, tried));
+             ++n) {
+            const relay_chkey_t *key;
+            relay_upstream_t *up;
+            apr_table_t *headers;
+            int status;
+
+            push_id(tried, ch->id);
+            if ((strcmp(ch->kind, "openai") && strcmp(ch->kind, "azure"))
+                || (key = relay_channel_key(r, ch, NULL)) == NULL
+                || stored_on(ctx, ch, key, &up, &status, &headers) != OK) {
+                continue;
+            }
+            if (status == HTTP_NOT_FOUND) {
+                relay_upstream_close(up, 1);
+                continue;
+            }
+            ctx->channel = ch;
+            ctx->chkey = key;
+            ctx->attempts++;
+            ctx->req.model = model;
+            ctx->native = 1;
+            ctx->up_api = RELAY_API_RESPONSES;
+            if (status >= 300) {
+                int definitive = 0;
+                last_error_t last = {status, NULL, NULL, NULL};
+                last.body = relay_openai_error_body(ctx, up, status, &definitive);
+                return send_last_error(ctx, &last);
+            }
+            return relay_xlate_respond(ctx, up, status, headers);
+        }
+    }
+    ctx->end_reason = "not_found";
+    return nebula_ap_error(r, HTTP_NOT_FOUND, "invalid_request_error", "not_found", "id",
+                           "No response with the id '%s' was found.", ctx->arg);
+}
+int relay_attempt_reserve(relay_ctx_t *ctx)
 {
     APR_OPTIONAL_FN_TYPE(nebula_billing_reserve) *reserve =
         APR_RETRIEVE_OPTIONAL_FN(nebula_billing_reserve);
+    int rc;
+
+    if (reserve == NULL
+        || (rc = reserve(ctx->r, &ctx->req, &ctx->res)) == NEBULA_BILLING_OK) {
+        return OK;
+    }
+    ctx->res = NULL;
+    switch (rc) {
+    case NEBULA_BILLING_INSUFFICIENT:
+        ctx->end_reason = "insufficient_quota";
+        ctx->error = apr_table_get(ctx->r->notes, NEBULA_BILLING_NOTE_REFUSAL);
+        return nebula_ap_error(ctx->r, HTTP_TOO_MANY_REQUESTS, "insufficient_quota",
+                               "insufficient_quota", NULL,
+                               "You exceeded your current quota, please check your plan "
+                               "and billing details (%s).",
+                               ctx->error ? ctx->error : "no balance left");
+    case NEBULA_BILLING_UNPRICED:
+        ctx->end_reason = "unpriced_model";
+        return nebula_ap_error(ctx->r, HTTP_BAD_REQUEST, "invalid_request_error",
+                               "model_price_error", "model",
+                               "The model '%s' has no price set; ask the operator to "
+                               "price it.", ctx->req.model);
+    default:
+        ctx->end_reason = "billing_unavailable";
+        apr_table_setn(ctx->r->err_headers_out, "Retry-After", "1");
+        return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                               "billing_unavailable", NULL,
+                               "Billing is unavailable right now; retry shortly.");
+    }
+}
+
+int relay_attempts_run(relay_ctx_t *ctx)
+{
     int rc;
 
     if ((ctx->snap = relay_channel_snapshot(ctx->r)) == NULL) {
@@ -242,29 +377,8 @@ int relay_attempts_run(relay_ctx_t *ctx)
                                "database_unavailable", NULL,
                                "The gateway cannot read its channels right now.");
     }
-    if (reserve && (rc = reserve(ctx->r, &ctx->req, &ctx->res)) != NEBULA_BILLING_OK) {
-        switch (rc) {
-        case NEBULA_BILLING_INSUFFICIENT:
-            ctx->end_reason = "insufficient_quota";
-            ctx->error = apr_table_get(ctx->r->notes, NEBULA_BILLING_NOTE_REFUSAL);
-            return nebula_ap_error(ctx->r, HTTP_TOO_MANY_REQUESTS, "insufficient_quota",
-                                   "insufficient_quota", NULL,
-                                   "You exceeded your current quota, please check your plan "
-                                   "and billing details (%s).",
-                                   ctx->error ? ctx->error : "no balance left");
-        case NEBULA_BILLING_UNPRICED:
-            ctx->end_reason = "unpriced_model";
-            return nebula_ap_error(ctx->r, HTTP_BAD_REQUEST, "invalid_request_error",
-                                   "model_price_error", "model",
-                                   "The model '%s' has no price set; ask the operator to "
-                                   "price it.", ctx->req.model);
-        default:
-            ctx->end_reason = "billing_unavailable";
-            apr_table_setn(ctx->r->err_headers_out, "Retry-After", "1");
-            return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
-                                   "billing_unavailable", NULL,
-                                   "Billing is unavailable right now; retry shortly.");
-        }
+    if ((rc = relay_attempt_reserve(ctx)) != OK) {
+        return rc;
     }
     return attempts_loop(ctx);
 }
@@ -282,7 +396,7 @@ int relay_attempt_extend(relay_ctx_t *ctx)
      * (about 3 bytes a token: on the generous side, so the hold grows
      * before it is needed) */
     so_far.prompt_tokens = ctx->req.prompt_tokens_estimate;
-    so_far.completion_tokens = (apr_int64_t)(ctx->text_len / 3);
+    so_far.completion_tokens = (apr_int64_t)(ctx->text.len / 3);
     so_far.cached_tokens = 0;
     so_far.cache_write_tokens = 0;
     so_far.total_tokens = so_far.prompt_tokens + so_far.completion_tokens;

@@ -174,6 +174,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->disable_words = add->disable_words ? add->disable_words : base->disable_words;
     c->redis = add->redis ? add->redis : base->redis;
     c->retest = GET(add, base, retest);
+    c->azure_version = add->azure_version ? add->azure_version : base->azure_version;
     return c;
 }
 
@@ -192,6 +193,7 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
         c->retries = c->retries == RELAY_UNSET ? RELAY_DEFAULT_RETRIES : c->retries;
         c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
         c->retest = c->retest == RELAY_UNSET ? RELAY_DEFAULT_RETEST : c->retest;
+        c->azure_version = c->azure_version ? c->azure_version : RELAY_DEFAULT_AZURE_VERSION;
         if (c->crypto_secret && c->keyring == NULL) {
             c->keyring = nebula_crypto_keyring_create(pconf, c->crypto_secret,
                                                       strlen(c->crypto_secret),
@@ -315,6 +317,25 @@ static const char *set_retest(cmd_parms *cmd, void *dc, const char *arg)
     return set_duration(cmd, &relay_config_srv(cmd->server)->retest, arg);
 }
 
+/* an api-version is a date, optionally with -preview: 2024-10-21 */
+static const char *set_azure_version(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *a;
+
+    if (strlen(arg) < 10 || strlen(arg) > 40) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an api-version (like 2024-10-21)",
+                            cmd->cmd->name, arg);
+    }
+    for (a = arg; *a; ++a) {
+        if (!apr_isalnum(*a) && *a != '-' && *a != '.') {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not an api-version (like "
+                                "2024-10-21)", cmd->cmd->name, arg);
+        }
+    }
+    relay_config_srv(cmd->server)->azure_version = arg;
+    return NULL;
+}
+
 static const char *set_redis(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -397,6 +418,10 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_TAKE1("NebulaRetestInterval", set_retest, NULL, RSRC_CONF,
                   "After this long an auto-disabled channel or key is enabled again "
                   "on probation (default 10m; off)"),
+    AP_INIT_TAKE1("NebulaAzureAPIVersion", set_azure_version, NULL, RSRC_CONF,
+                  "The api-version sent to Azure OpenAI channels that name none on their "
+                  "base URL (default " RELAY_DEFAULT_AZURE_VERSION "; "
+                  "${AZURE_DEFAULT_API_VERSION})"),
     AP_INIT_TAKE1("NebulaRedis", set_redis, NULL, RSRC_CONF,
                   "redis://[:password@]host[:port][/db] for cross-host cache "
                   "invalidation (use ${REDIS_CONN_STRING}); none to turn off"),

@@ -75,35 +75,16 @@ static int read_json(relay_ctx_t *ctx)
     return OK;
 }
 
-/* model, stream and usage options of the body. */
+/* model, stream and output limit in the client's protocol; the key's
+ * model allow-list. */
 static int read_params(relay_ctx_t *ctx)
 {
     request_rec *r = ctx->r;
-    json_t *model = json_object_get(ctx->body, "model"), *stream;
+    int rc;
 
-    if (model == NULL && ctx->route->default_model) {
-        model = json_string(ctx->route->default_model);
-        json_object_set_new(ctx->body, "model", model);
+    if ((rc = relay_proto_params(ctx)) != OK) {
+        return rc;
     }
-    if (!json_is_string(model) || json_string_length(model) == 0) {
-        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error",
-                               model ? "invalid_type" : "missing_required_parameter",
-                               "model", "You must provide a model parameter (a string).");
-    }
-    ctx->req.model = apr_pstrdup(r->pool, json_string_value(model));
-    stream = json_object_get(ctx->body, "stream");
-    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
-        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_type",
-                               "stream", "'stream' must be a boolean.");
-    }
-    ctx->req.stream = ctx->route->streams && json_is_true(stream);
-    ctx->client_usage =
-        ctx->req.stream && nebula_json_getb(ctx->body, 0, "stream_options", "include_usage",
-                                            NULL);
-    ctx->req.max_output_tokens =
-        nebula_json_geti(ctx->body, -1, "max_completion_tokens", NULL) >= 0
-            ? nebula_json_geti(ctx->body, -1, "max_completion_tokens", NULL)
-            : nebula_json_geti(ctx->body, -1, "max_tokens", NULL);
     apr_table_setn(r->subprocess_env, "NEBULA_MODEL", ctx->req.model);
     ctx->req.prompt_tokens_estimate = relay_tokens_prompt(ctx);
     if (!relay_auth_model_allowed(ctx->key, ctx->req.model)) {
@@ -166,13 +147,23 @@ static int govern(relay_ctx_t *ctx)
 int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg)
 {
     relay_ctx_t *ctx = ctx_create(r, route);
+    const char *allow = route->method ? route->method : "GET, DELETE";
     int rc;
 
-    if (strcmp(r->method, route->method)) {
-        apr_table_setn(r->err_headers_out, "Allow", route->method);
+    ctx->arg = arg;
+    if (route->api == RELAY_API_ANTHROPIC || route->api == RELAY_API_GEMINI) {
+        /* errors in the client's protocol (nebula_ap_error reads it) */
+        apr_table_setn(r->notes, RELAY_NOTE_API,
+                       route->api == RELAY_API_ANTHROPIC ? "anthropic" : "gemini");
+    }
+    if (route->method ? strcmp(r->method, route->method)
+                      : strcmp(r->method, "GET") && strcmp(r->method, "DELETE")) {
+        apr_table_setn(r->err_headers_out, "Allow", allow);
         return nebula_ap_error(r, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
-                               "method_not_allowed", NULL, "Use %s for %s.", route->method,
-                               r->uri);
+                               "method_not_allowed", NULL, "Use %s for %s.", allow, r->uri);
+    }
+    if (route->route == RELAY_ROUTE_REALTIME) {
+        relay_realtime_credential(r);
     }
     if ((rc = relay_auth_check(r, &ctx->key)) != OK) {
         return rc;
@@ -185,11 +176,22 @@ int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg)
     apr_table_setn(r->subprocess_env, "NEBULA_KEY_ID",
                    apr_psprintf(r->pool, "%" APR_INT64_T_FMT, ctx->key->id));
     apr_table_setn(r->subprocess_env, "NEBULA_USER", r->user);
-    if (route->upstream_path == NULL) {
+    if (route->route == RELAY_ROUTE_REALTIME) {
+        return relay_realtime_serve(ctx);
+    }
+    if (route->route == RELAY_ROUTE_RESPONSE) {
+        rc = relay_attempts_stored(ctx);
+    }
+    else if (route->upstream_path == NULL && route->proto == NEBULA_PROTO_UNKNOWN) {
         return relay_info_route(ctx, arg);
     }
-    if ((rc = read_json(ctx)) == OK && (rc = idempotency(ctx)) == OK
-        && (rc = read_params(ctx)) == OK && (rc = govern(ctx)) == OK) {
+    else if (route->upstream_path == NULL) { /* count_tokens, countTokens */
+        if ((rc = read_json(ctx)) == OK && (rc = read_params(ctx)) == OK) {
+            rc = relay_proto_count(ctx);
+        }
+    }
+    else if ((rc = read_json(ctx)) == OK && (rc = idempotency(ctx)) == OK
+             && (rc = read_params(ctx)) == OK && (rc = govern(ctx)) == OK) {
         rc = relay_attempts_run(ctx);
     }
     if (ctx->status == 0) {

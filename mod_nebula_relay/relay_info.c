@@ -64,6 +64,46 @@ static int models(relay_ctx_t *ctx, const char *id)
     return send_json(ctx->r, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
+/* GET /v1/models as Anthropic's SDK asks for it (anthropic-version set). */
+static int anthropic_models(relay_ctx_t *ctx)
+{
+    apr_array_header_t *ms = key_models(ctx);
+    json_t *data = json_array();
+    int i;
+
+    for (i = 0; i < ms->nelts; ++i) {
+        const char *m = APR_ARRAY_IDX(ms, i, const char *);
+        json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s}", "type", "model", "id",
+                                              m, "display_name", m, "created_at",
+                                              "1970-01-01T00:00:00Z"));
+    }
+    return send_json(ctx->r, json_pack("{s:o, s:b, s:s?, s:s?}", "data", data, "has_more", 0,
+                                       "first_id",
+                                       ms->nelts ? APR_ARRAY_IDX(ms, 0, const char *) : NULL,
+                                       "last_id",
+                                       ms->nelts ? APR_ARRAY_IDX(ms, ms->nelts - 1,
+                                                                 const char *)
+                                                 : NULL));
+}
+
+/* GET /v1beta/models: Gemini's list. */
+static int gemini_models(relay_ctx_t *ctx)
+{
+    apr_array_header_t *ms = key_models(ctx);
+    json_t *models = json_array();
+    int i;
+
+    for (i = 0; i < ms->nelts; ++i) {
+        const char *m = APR_ARRAY_IDX(ms, i, const char *);
+        json_array_append_new(
+            models, json_pack("{s:s, s:s, s:s, s:[s, s, s]}", "name",
+                              apr_pstrcat(ctx->r->pool, "models/", m, NULL), "version", "001",
+                              "displayName", m, "supportedGenerationMethods",
+                              "generateContent", "streamGenerateContent", "countTokens"));
+    }
+    return send_json(ctx->r, json_pack("{s:o}", "models", models));
+}
+
 /* GET /dashboard/billing/subscription: the key's limit in USD. */
 static int subscription(relay_ctx_t *ctx)
 {
@@ -100,6 +140,13 @@ int relay_info_route(relay_ctx_t *ctx, const char *arg)
         return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
                                "database_unavailable", NULL,
                                "The gateway cannot read its channels right now.");
+    }
+    if (ctx->route->route == RELAY_ROUTE_GEMINI_MODELS) {
+        return gemini_models(ctx);
+    }
+    if (ctx->route->route == RELAY_ROUTE_MODELS
+        && apr_table_get(ctx->r->headers_in, "anthropic-version")) {
+        return anthropic_models(ctx);
     }
     return models(ctx, ctx->route->route == RELAY_ROUTE_MODEL ? arg : NULL);
 }

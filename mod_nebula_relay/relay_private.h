@@ -13,6 +13,7 @@
 #include "nebula_crypto.h"
 #include "nebula_types.h"
 #include "nebula_json.h"
+#include "nebula_buf.h"
 
 extern module AP_MODULE_DECLARE_DATA nebula_relay_module;
 APLOG_USE_MODULE(nebula_relay);
@@ -59,6 +60,7 @@ typedef struct {
      *  definitive (const char *); NULL: the default list */
     apr_array_header_t *disable_words;
     apr_interval_time_t retest;    /**< NebulaRetestInterval; 0 off */
+    const char *azure_version;     /**< NebulaAzureAPIVersion */
     /** NebulaRedis: where to publish and hear invalidations (main server) */
     void *redis;
     /** Built in post_config from crypto_secret; NULL when it is unset. */
@@ -70,6 +72,7 @@ typedef struct {
 #define RELAY_DEFAULT_CACHE_TTL    apr_time_from_sec(30)
 #define RELAY_DEFAULT_SESSION_TTL  apr_time_from_sec(12 * 3600)
 #define RELAY_KEYRING_VERSION      1
+#define RELAY_DEFAULT_AZURE_VERSION "2024-10-21"
 
 /* relay_config.c (durations: nebula_ap_duration()) */
 /** Whether an upstream answer with @a status may be retried elsewhere. */
@@ -183,16 +186,35 @@ typedef enum {
     RELAY_ROUTE_MODELS,          /**< GET /v1/models */
     RELAY_ROUTE_MODEL,           /**< GET /v1/models/{id} */
     RELAY_ROUTE_BILLING_SUB,     /**< GET [/v1]/dashboard/billing/subscription */
-    RELAY_ROUTE_BILLING_USAGE    /**< GET [/v1]/dashboard/billing/usage */
+    RELAY_ROUTE_BILLING_USAGE,   /**< GET [/v1]/dashboard/billing/usage */
+    RELAY_ROUTE_MESSAGES,        /**< POST /v1/messages (Anthropic) */
+    RELAY_ROUTE_MESSAGES_COUNT,  /**< POST /v1/messages/count_tokens */
+    RELAY_ROUTE_GEMINI_GENERATE, /**< POST /v1beta/models/{m}:generateContent */
+    RELAY_ROUTE_GEMINI_STREAM,   /**< POST ...:streamGenerateContent[?alt=sse] */
+    RELAY_ROUTE_GEMINI_COUNT,    /**< POST ...:countTokens */
+    RELAY_ROUTE_GEMINI_EMBED,    /**< POST ...:embedContent */
+    RELAY_ROUTE_GEMINI_MODELS,   /**< GET /v1beta/models */
+    RELAY_ROUTE_RESPONSES,       /**< POST /v1/responses */
+    RELAY_ROUTE_RESPONSE,        /**< GET|DELETE /v1/responses/{id} */
+    RELAY_ROUTE_REALTIME         /**< GET /v1/realtime (WebSocket) */
 } relay_route_e;
+
+/** Where an answer's shape comes from: the client's API family. */
+typedef enum {
+    RELAY_API_OPENAI = 0,        /**< OpenAI (chat, completions, embeddings ...) */
+    RELAY_API_ANTHROPIC,
+    RELAY_API_GEMINI,
+    RELAY_API_RESPONSES
+} relay_api_e;
 
 typedef struct {
     relay_route_e route;
-    const char *method;          /**< the one method it answers */
+    const char *method;          /**< the one method it answers (NULL: see route) */
     nebula_proto_e proto;
     const char *upstream_path;   /**< path on an OpenAI-compatible upstream */
     int streams;                 /**< may stream (stream:true) */
     const char *default_model;   /**< when the body names none (moderations) */
+    relay_api_e api;             /**< the shape of its answers and errors */
 } relay_route_t;
 
 /**
@@ -203,6 +225,10 @@ typedef struct {
 const relay_route_t *relay_route_match(request_rec *r, const char **arg);
 /** The chat completions route (channel tests use it). */
 const relay_route_t *relay_route_chat(void);
+/** The route entry for @a which. */
+const relay_route_t *relay_route_get(relay_route_e which);
+/** The request note naming the client's API family for error bodies. */
+#define RELAY_NOTE_API NEBULA_AP_NOTE_API
 
 /* ---- relay_auth.c: client keys ---------------------------------------- */
 typedef struct {
@@ -317,6 +343,13 @@ typedef struct {
     nebula_req_t req;            /**< what governance and billing see */
     const char *group;           /**< routing group (key's, or rerouted) */
     json_t *body;                /**< the client's JSON body */
+    json_t *chat;                /**< ... as a chat request (the pivot); == body
+                                      for chat, NULL where no pivot exists */
+    const char *arg;             /**< the route's {id} / {model} from the path */
+    const char *pivot_error;     /**< why the body has no chat form (Responses) */
+    int sse;                     /**< Gemini stream: alt=sse (else a JSON array) */
+    int native;                  /**< this attempt passes the client's body through */
+    relay_api_e up_api;          /**< what this attempt's upstream speaks */
     const char *raw_body;        /**< ... as received (idempotency fingerprint) */
     apr_size_t raw_len;
     struct nebula_reservation_t *res; /**< billing's hold, NULL without billing */
@@ -336,8 +369,7 @@ typedef struct {
     apr_time_t first_byte;       /**< when the client got its first byte; 0 none */
     int headers_sent;
     struct apr_bucket_brigade *out;
-    char *text;                  /**< completion text delivered (for counting) */
-    apr_size_t text_len, text_cap;
+    nebula_buf_t text;           /**< completion text delivered (for counting) */
 } relay_ctx_t;
 
 /* relay_handler.c */
@@ -348,6 +380,13 @@ int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
 /** Reserve, then try channels until one answers and relay its answer
  *  (relay_log_request() settles or releases the hold). */
 int relay_attempts_run(relay_ctx_t *ctx);
+/** Billing's reserve for ctx->req, with its refusals answered (429
+ *  insufficient_quota, 400 model_price_error, 503 + Retry-After): OK, or an
+ *  error was sent. Without billing: OK. */
+int relay_attempt_reserve(relay_ctx_t *ctx);
+/** GET or DELETE /v1/responses/{id}: asked of the group's channels with a
+ *  Responses API until one knows the id. */
+int relay_attempts_stored(relay_ctx_t *ctx);
 /** While streaming: make sure the hold covers what was delivered so far
  *  (billing's extend). 0 to go on; non-zero: the payer cannot cover more,
  *  end the stream. */
@@ -369,12 +408,6 @@ typedef struct {
     const char *body;
     apr_size_t len;
 } relay_outbound_t;
-int relay_openai_outbound(relay_ctx_t *ctx, const relay_channel_t *ch,
-                          const relay_chkey_t *key, const char *upstream_model,
-                          relay_outbound_t *out);
-/** Relay a complete (non-streamed) 2xx answer and read its usage. */
-int relay_openai_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
-                         apr_table_t *headers);
 /**
  * Read an upstream error body (bounded) and build what the client would get:
  * an OpenAI-shaped error JSON with secrets masked. Sets *@a definitive when
@@ -388,6 +421,36 @@ void relay_ctx_text(relay_ctx_t *ctx, const char *s, apr_size_t len);
 void relay_usage_estimate(relay_ctx_t *ctx);
 /** The usage object of an OpenAI response into ctx->usage; 0 if absent. */
 int relay_openai_usage(relay_ctx_t *ctx, json_t *usage);
+
+/* relay_proto.c: the client's protocol, the channel's, and the request
+ * that goes upstream */
+/** Returned by relay_proto_outbound() when the channel does not speak what
+ *  the request needs (no converter): the attempt moves on, no health hit. */
+#define RELAY_CANNOT_SERVE (-2)
+/** What @a ch speaks upstream. */
+relay_api_e relay_channel_api(const relay_channel_t *ch);
+/** Model, stream, output limit, and the chat pivot (ctx->chat) of the
+ *  client's body in its protocol. OK, or an error was sent. */
+int relay_proto_params(relay_ctx_t *ctx);
+/** count_tokens / countTokens, answered from the gateway's own count. */
+int relay_proto_count(relay_ctx_t *ctx);
+/** The upstream request of one attempt on @a ch (sets ctx->native and
+ *  ctx->up_api); RELAY_CANNOT_SERVE when no conversion reaches it. */
+int relay_proto_outbound(relay_ctx_t *ctx, const relay_channel_t *ch,
+                         const relay_chkey_t *key, const char *model,
+                         relay_outbound_t *out);
+
+/* relay_xlate.c: answers in the client's protocol */
+/** Relay a complete (non-streamed) 2xx answer, converted when the attempt
+ *  was, with its usage read in the upstream's protocol. */
+int relay_xlate_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
+                        apr_table_t *headers);
+/** An error body in the client's protocol. */
+const char *relay_xlate_error(relay_ctx_t *ctx, int status, const char *message,
+                              const char *type, const char *code);
+/** Read a whole upstream body (bounded) into r->pool. */
+apr_status_t relay_read_all(relay_ctx_t *ctx, relay_upstream_t *up, apr_size_t max,
+                            char **buf, apr_size_t *len);
 
 /* relay_stream.c */
 /** Relay a 2xx event stream event by event (see the file comment). */
@@ -411,5 +474,31 @@ void relay_log_settle(relay_ctx_t *ctx);
 
 /* relay_handler.c */
 int relay_handler(request_rec *r);
+
+/* relay_upstream.c: protocol upgrades */
+/** Send a bodiless GET that asks to switch to @a protocol ("websocket");
+ *  @a headers must not carry hop-by-hop fields (Connection, Upgrade ...). */
+int relay_upstream_send_upgrade(relay_upstream_t *up, const char *protocol,
+                                apr_table_t *headers);
+/**
+ * Read the answer's head without skipping 101 Switching Protocols. After a
+ * 101 the connection is never pooled again: read and write it raw through
+ * relay_upstream_conn(); any other status has a body for
+ * relay_upstream_read_body().
+ */
+int relay_upstream_read_upgrade(relay_upstream_t *up, int *status, apr_table_t **headers);
+/** The upstream connection (its filters: TLS included), NULL once closed. */
+conn_rec *relay_upstream_conn(relay_upstream_t *up);
+/** Its socket, to poll; NULL once closed. */
+apr_socket_t *relay_upstream_socket(relay_upstream_t *up);
+
+/* relay_realtime.c: the Realtime API, GET /v1/realtime over WebSocket */
+/** Before authentication: a browser's key, sent as the subprotocol
+ *  "openai-insecure-api-key.<key>", becomes the Authorization header when
+ *  the request has none. */
+void relay_realtime_credential(request_rec *r);
+/** Serve an authenticated upgrade request: check, bill-check, connect the
+ *  upstream, answer 101, relay frames and bill every response.done. */
+int relay_realtime_serve(relay_ctx_t *ctx);
 
 #endif /* RELAY_PRIVATE_H */

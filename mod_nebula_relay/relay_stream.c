@@ -1,4 +1,11 @@
-/* relay_stream.c: relaying an OpenAI event stream.
+/* relay_stream.c: relaying an event stream, in any protocol.
+ *
+ * Native streams (client and channel speak the same protocol) pass every
+ * event through as the upstream wrote it (an Anthropic thinking block's
+ * signature is never re-serialised); the gateway still reads each event for
+ * the usage and the delivered text. Converted streams go upstream events ->
+ * chat chunks -> client events, one state machine each side (nebula_conv.h).
+ * What follows describes the OpenAI side, which the others mirror:
  *
  * The upstream body is read as mod_proxy_http reads it (non-blocking until
  * nothing is ready, then blocking) and fed to the incremental SSE parser;
@@ -19,6 +26,9 @@
 #include <util_filter.h>
 #include "relay_private.h"
 #include "nebula_sse.h"
+#include "nebula_conv_anthropic.h"
+#include "nebula_conv_gemini.h"
+#include "nebula_conv_responses.h"
 
 #define STREAM_EVENT_MAX (8 * 1024 * 1024)
 
@@ -32,6 +42,17 @@ typedef struct {
     int quota_cut;     /* the payer cannot cover more: the stream is cut */
     const char *id, *model;
     apr_int64_t created;
+    /* upstream events -> chat chunks (Anthropic, Gemini upstreams) */
+    nebula_conv_a2c_t *a2c;
+    nebula_conv_g2c_t *g2c;
+    /* chat chunks -> client events (converted attempts) */
+    nebula_conv_c2a_t *c2a;
+    nebula_conv_c2g_t *c2g;
+    nebula_conv_c2r_t *c2r;
+    apr_array_header_t *chunks;   /* json_t *: this event's chat chunks */
+    apr_array_header_t *converted; /* nebula_conv_event_t: a2c / g2c output */
+    apr_array_header_t *events;   /* nebula_conv_event_t: for the client */
+    int items;         /* Gemini JSON-array stream: items written */
 } stream_t;
 
 /* Write @a len bytes of one SSE block and flush it to the client. */
@@ -61,6 +82,31 @@ static void emit_raw(stream_t *st, const char *pre, const char *data, apr_size_t
 static void emit(stream_t *st, const char *data, apr_size_t len)
 {
     emit_raw(st, "data: ", data, len);
+}
+
+/* One event in the client's framing: "event: NAME" when it has one; a
+ * Gemini client without alt=sse gets the items of one JSON array. */
+static void emit_named(stream_t *st, const char *event, const char *data, apr_size_t len)
+{
+    relay_ctx_t *ctx = st->ctx;
+
+    if (ctx->route->api == RELAY_API_GEMINI && !ctx->sse) {
+        emit_raw(st, st->items++ ? ",\r\n" : "[", data, len);
+        return;
+    }
+    if (event) {
+        emit_raw(st, apr_pstrcat(ctx->r->pool, "event: ", event, "\ndata: ", NULL), data,
+                 len);
+        return;
+    }
+    emit(st, data, len);
+}
+
+static void emit_json(stream_t *st, const char *event, const json_t *j)
+{
+    const char *out = nebula_json_dumps(st->ctx->r->pool, j, 0);
+
+    emit_named(st, event, out, strlen(out));
 }
 
 /* With NebulaStreamPing: wait for the upstream, sending ": PING" comments
@@ -103,27 +149,14 @@ static void chunk_text(stream_t *st, json_t *chunk)
     }
 }
 
-static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
+/* An OpenAI chunk of a native OpenAI stream (the client's own protocol). */
+static apr_status_t openai_native(stream_t *st, const nebula_sse_event_t *ev, json_t *j)
 {
-    stream_t *st = baton;
     relay_ctx_t *ctx = st->ctx;
-    json_t *j, *usage;
+    json_t *usage;
     apr_size_t delivered;
     int usage_only;
 
-    if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
-        st->done = 1;
-        return APR_SUCCESS;
-    }
-    if ((j = nebula_json_parse(ctx->r->pool, ev->data, ev->data_len, 0, NULL)) == NULL
-        || !json_is_object(j)) {
-        if (st->malformed++ == 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ctx->r,
-                          "NEB01040: dropping a malformed event from upstream channel %"
-                          APR_INT64_T_FMT, ctx->channel ? ctx->channel->id : 0);
-        }
-        return APR_SUCCESS;
-    }
     if (json_object_get(j, "error")) { /* an error event mid-stream: pass it on */
         emit(st, ev->data, ev->data_len);
         return APR_SUCCESS;
@@ -137,10 +170,10 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
         st->saw_usage = relay_openai_usage(ctx, usage);
     }
     usage_only = json_is_object(usage) && json_array_size(json_object_get(j, "choices")) == 0;
-    delivered = ctx->text_len;
+    delivered = ctx->text.len;
     chunk_text(st, j);
-    if (ctx->text_len > delivered && relay_attempt_extend(ctx)) {
-        ctx->text_len = delivered; /* not sent: not billed */
+    if (ctx->text.len > delivered && relay_attempt_extend(ctx)) {
+        ctx->text.len = delivered; /* not sent: not billed */
         st->quota_cut = 1;
         return APR_ENOSPC;
     }
@@ -153,6 +186,154 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
         json_object_del(j, "usage");
         out = nebula_json_dumps(ctx->r->pool, j, 0);
         emit(st, out, strlen(out));
+    }
+    return APR_SUCCESS;
+}
+
+static void flush_events(stream_t *st)
+{
+    int i;
+
+    for (i = 0; i < st->events->nelts; ++i) {
+        nebula_conv_event_t *e = &APR_ARRAY_IDX(st->events, i, nebula_conv_event_t);
+        emit_json(st, e->event, e->data);
+    }
+    apr_array_clear(st->events);
+}
+
+/* One chat chunk of a converted stream, in the client's protocol. */
+static void to_client(stream_t *st, json_t *chunk)
+{
+    relay_ctx_t *ctx = st->ctx;
+
+    switch (ctx->route->api) {
+    case RELAY_API_ANTHROPIC:
+        nebula_conv_c2a_feed(st->c2a, chunk, st->events);
+        break;
+    case RELAY_API_GEMINI:
+        nebula_conv_c2g_feed(st->c2g, chunk, st->events);
+        break;
+    case RELAY_API_RESPONSES:
+        nebula_conv_c2r_feed(st->c2r, chunk, st->events);
+        break;
+    default:
+        /* an OpenAI client: usage comes at the end when it asked */
+        if (!json_object_get(chunk, "usage")
+            || json_array_size(json_object_get(chunk, "choices")) > 0) {
+            json_object_del(chunk, "usage");
+            st->id = st->id ? st->id
+                            : apr_pstrdup(ctx->r->pool, nebula_json_gets(chunk, "id", NULL));
+            st->model = st->model ? st->model
+                                  : apr_pstrdup(ctx->r->pool,
+                                                nebula_json_gets(chunk, "model", NULL));
+            emit_json(st, NULL, chunk);
+        }
+        return;
+    }
+    flush_events(st);
+}
+
+/* The chat chunks of one upstream event (and its usage), for any upstream
+ * protocol; a native Responses stream yields its text directly. */
+static void upstream_chunks(stream_t *st, const nebula_sse_event_t *ev, json_t *j)
+{
+    relay_ctx_t *ctx = st->ctx;
+    nebula_usage_t u;
+    int i;
+
+    switch (ctx->up_api) {
+    case RELAY_API_ANTHROPIC:
+        nebula_conv_a2c_feed(st->a2c, ev->event, j, st->converted);
+        if (nebula_conv_a2c_usage(st->a2c, &u)) {
+            ctx->usage = u;
+            st->saw_usage = 1;
+        }
+        st->done = nebula_conv_a2c_done(st->a2c);
+        break;
+    case RELAY_API_GEMINI:
+        nebula_conv_g2c_feed(st->g2c, j, st->converted);
+        if (nebula_conv_g2c_usage(st->g2c, &u)) {
+            ctx->usage = u;
+            st->saw_usage = 1;
+        }
+        st->done = nebula_conv_g2c_done(st->g2c);
+        break;
+    case RELAY_API_RESPONSES: {
+        const char *type = nebula_json_gets(j, "type", NULL);
+        if (type && !strcmp(type, "response.output_text.delta") && !st->client_gone) {
+            const char *t = nebula_json_gets(j, "delta", NULL);
+            if (t) {
+                relay_ctx_text(ctx, t, strlen(t));
+            }
+        }
+        if (type && (!strcmp(type, "response.completed")
+                     || !strcmp(type, "response.incomplete")
+                     || !strcmp(type, "response.failed"))) {
+            st->done = 1;
+            if (nebula_conv_responses_usage(nebula_json_getj(j, "response", "usage", NULL),
+                                            &u)) {
+                ctx->usage = u;
+                st->saw_usage = 1;
+            }
+        }
+        break;
+    }
+    default:
+        if (json_is_object(json_object_get(j, "usage"))) {
+            st->saw_usage |= relay_openai_usage(ctx, json_object_get(j, "usage"));
+        }
+        *(json_t **)apr_array_push(st->chunks) = j;
+        return;
+    }
+    for (i = 0; i < st->converted->nelts; ++i) {
+        *(json_t **)apr_array_push(st->chunks) =
+            APR_ARRAY_IDX(st->converted, i, nebula_conv_event_t).data;
+    }
+    apr_array_clear(st->converted);
+}
+
+static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
+{
+    stream_t *st = baton;
+    relay_ctx_t *ctx = st->ctx;
+    apr_size_t delivered = ctx->text.len;
+    json_t *j;
+    int i;
+
+    if (ctx->up_api == RELAY_API_OPENAI && ev->data_len == 6
+        && !memcmp(ev->data, "[DONE]", 6)) {
+        st->done = 1;
+        return APR_SUCCESS;
+    }
+    if ((j = nebula_json_parse(ctx->r->pool, ev->data, ev->data_len, 0, NULL)) == NULL
+        || !json_is_object(j)) {
+        if (st->malformed++ == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ctx->r,
+                          "NEB01040: dropping a malformed event from upstream channel %"
+                          APR_INT64_T_FMT, ctx->channel ? ctx->channel->id : 0);
+        }
+        return APR_SUCCESS;
+    }
+    if (ctx->up_api == RELAY_API_OPENAI && ctx->native) {
+        return openai_native(st, ev, j);
+    }
+    apr_array_clear(st->chunks);
+    upstream_chunks(st, ev, j);
+    for (i = 0; i < st->chunks->nelts; ++i) {
+        chunk_text(st, APR_ARRAY_IDX(st->chunks, i, json_t *));
+    }
+    if (ctx->text.len > delivered && relay_attempt_extend(ctx)) {
+        ctx->text.len = delivered; /* not sent: not billed */
+        st->quota_cut = 1;
+        return APR_ENOSPC;
+    }
+    if (ctx->native) {
+        /* the upstream's own bytes: nothing re-serialised */
+        emit_named(st, ev->event, ev->data, ev->data_len);
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < st->chunks->nelts; ++i) {
+        to_client(st, APR_ARRAY_IDX(st->chunks, i, json_t *));
     }
     return APR_SUCCESS;
 }
@@ -203,7 +384,10 @@ static void send_headers(relay_ctx_t *ctx)
     request_rec *r = ctx->r;
 
     r->status = ctx->status = HTTP_OK;
-    ap_set_content_type(r, "text/event-stream; charset=utf-8");
+    /* Gemini without alt=sse: one JSON array, written item by item */
+    ap_set_content_type(r, ctx->route->api == RELAY_API_GEMINI && !ctx->sse
+                               ? "application/json; charset=UTF-8"
+                               : "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
     ctx->headers_sent = 1;
@@ -255,6 +439,110 @@ static apr_status_t pump(stream_t *st, relay_upstream_t *up, nebula_sse_parser_t
     }
 }
 
+/* Close the converted stream in the client's protocol (final events). */
+static void finish_client(stream_t *st)
+{
+    relay_ctx_t *ctx = st->ctx;
+
+    switch (ctx->route->api) {
+    case RELAY_API_ANTHROPIC:
+        nebula_conv_c2a_finish(st->c2a, &ctx->usage, st->events);
+        break;
+    case RELAY_API_GEMINI:
+        nebula_conv_c2g_finish(st->c2g, &ctx->usage, st->events);
+        break;
+    case RELAY_API_RESPONSES:
+        nebula_conv_c2r_finish(st->c2r, &ctx->usage, st->events);
+        break;
+    default:
+        break;
+    }
+    flush_events(st);
+}
+
+/* An error event in the client's protocol; the stream ends after it. */
+static void emit_error(stream_t *st, int status, const char *type, const char *code,
+                       const char *message)
+{
+    relay_ctx_t *ctx = st->ctx;
+    apr_pool_t *p = ctx->r->pool;
+
+    switch (ctx->route->api) {
+    case RELAY_API_ANTHROPIC:
+        emit_json(st, "error", nebula_conv_anthropic_error(p, status, message));
+        break;
+    case RELAY_API_GEMINI:
+        emit_json(st, NULL, nebula_conv_gemini_error(p, status, message));
+        break;
+    case RELAY_API_RESPONSES:
+        emit_json(st, "error",
+                  nebula_json_own(p, json_pack("{s:s, s:s, s:s, s:n}", "type", "error",
+                                               "code", code, "message", message,
+                                               "param")));
+        break;
+    default: {
+        const char *body = nebula_json_error_body(p, message, type, NULL, code);
+        emit(st, body, strlen(body));
+        break;
+    }
+    }
+}
+
+/* A Gemini JSON-array stream is closed even after an error item. */
+static void emit_end_array(stream_t *st)
+{
+    if (st->ctx->route->api == RELAY_API_GEMINI && !st->ctx->sse) {
+        emit_raw(st, st->items ? "" : "[", "]", 1);
+    }
+}
+
+/* The end of a client stream that has one: OpenAI's [DONE], the close of a
+ * Gemini JSON array. */
+static void emit_end(stream_t *st)
+{
+    relay_ctx_t *ctx = st->ctx;
+
+    if (ctx->route->api == RELAY_API_OPENAI) {
+        emit(st, "[DONE]", 6);
+    }
+    else if (ctx->route->api == RELAY_API_GEMINI && !ctx->sse) {
+        emit_raw(st, st->items ? "" : "[", "]", 1);
+    }
+}
+
+static void converters_create(stream_t *st)
+{
+    relay_ctx_t *ctx = st->ctx;
+    apr_pool_t *p = ctx->r->pool;
+
+    st->chunks = apr_array_make(p, 4, sizeof(json_t *));
+    st->converted = apr_array_make(p, 4, sizeof(nebula_conv_event_t));
+    st->events = apr_array_make(p, 8, sizeof(nebula_conv_event_t));
+    if (ctx->up_api == RELAY_API_ANTHROPIC) {
+        st->a2c = nebula_conv_a2c_create(p);
+    }
+    else if (ctx->up_api == RELAY_API_GEMINI) {
+        st->g2c = nebula_conv_g2c_create(p, ctx->req.upstream_model);
+    }
+    if (ctx->native) {
+        return;
+    }
+    switch (ctx->route->api) {
+    case RELAY_API_ANTHROPIC:
+        st->c2a = nebula_conv_c2a_create(p, ctx->req.model, ctx->req.prompt_tokens_estimate);
+        break;
+    case RELAY_API_GEMINI:
+        st->c2g = nebula_conv_c2g_create(p, ctx->req.model);
+        break;
+    case RELAY_API_RESPONSES:
+        st->c2r = nebula_conv_c2r_create(p, ctx->body,
+                                         apr_pstrcat(p, "resp_", ctx->req.request_id, NULL));
+        break;
+    default:
+        break;
+    }
+}
+
 int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *headers)
 {
     request_rec *r = ctx->r;
@@ -264,6 +552,7 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
 
     st.ctx = ctx;
     st.out = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    converters_create(&st);
     ps = nebula_sse_parser_create(r->pool, STREAM_EVENT_MAX, on_event, NULL, &st);
     send_headers(ctx);
     relay_stats_stream(1);
@@ -275,31 +564,31 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
     }
     if (rv == APR_EOF && (st.done || !st.client_gone)) {
         ctx->end_reason = st.client_gone ? "client_gone" : "complete";
-        if (ctx->client_usage && !st.saw_usage) {
+        if (ctx->client_usage && (!st.saw_usage || !ctx->native)) {
             synthesize_usage(&st);
         }
-        relay_log_settle(ctx); /* charged before the client sees [DONE] */
-        emit(&st, "[DONE]", 6);
+        relay_log_settle(ctx); /* charged before the client sees the end */
+        if (!ctx->native) {
+            finish_client(&st);
+        }
+        emit_end(&st);
     }
     else if (rv == APR_ENOSPC && !st.client_gone) {
         /* the payer cannot cover more: end with a clear final event */
-        static const char err[] =
-            "{\"error\":{\"message\":\"Your quota is used up; the response was cut "
-            "short.\",\"type\":\"insufficient_quota\",\"param\":null,"
-            "\"code\":\"insufficient_quota\"}}";
         ctx->end_reason = "quota_exhausted";
         ctx->error = "the payer's balance could not cover more output";
-        emit(&st, err, sizeof(err) - 1);
+        emit_error(&st, HTTP_TOO_MANY_REQUESTS, "insufficient_quota", "insufficient_quota",
+                   "Your quota is used up; the response was cut short.");
+        emit_end_array(&st);
         r->connection->keepalive = AP_CONN_CLOSE;
     }
     else if (!st.client_gone) {
         /* the upstream broke off: tell the client in the stream, no [DONE] */
-        static const char err[] =
-            "{\"error\":{\"message\":\"The upstream stream broke off.\","
-            "\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}";
         ctx->end_reason = "upstream_error";
         ctx->error = "the upstream stream broke off";
-        emit(&st, err, sizeof(err) - 1);
+        emit_error(&st, HTTP_BAD_GATEWAY, "upstream_error", "stream_interrupted",
+                   "The upstream stream broke off.");
+        emit_end_array(&st);
         r->connection->keepalive = AP_CONN_CLOSE;
     }
     if (!st.client_gone) {

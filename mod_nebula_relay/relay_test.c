@@ -64,7 +64,10 @@ static int run(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t 
     int rc, status = 0, definitive = 0;
 
     ctx->req.upstream_model = relay_channel_map_model(ctx->r, ch, ctx->req.model);
-    relay_openai_outbound(ctx, ch, key, ctx->req.upstream_model, &ob);
+    if (relay_proto_outbound(ctx, ch, key, ctx->req.upstream_model, &ob) != OK) {
+        json_object_set_new(out, "message", json_string(ctx->error ? ctx->error : ""));
+        return 0;
+    }
     {
         relay_exchange_t x = {ob.url, apr_time_from_sec(30), "POST", ch->proxy, 0,
                               ob.headers, ob.body, ob.len};
@@ -113,6 +116,7 @@ json_t *relay_channel_test(request_rec *r, apr_int64_t id, const char *model,
     ctx->body = nebula_json_own(r->pool, json_pack("{s:s, s:[{s:s, s:s}], s:i}", "model",
                                                    ctx->req.model, "messages", "role",
                                                    "user", "content", "hi", "max_tokens", 16));
+    ctx->chat = ctx->body;
     out = nebula_json_own(r->pool, json_object());
     t0 = apr_time_now();
     ok = run(ctx, ch, key, out);

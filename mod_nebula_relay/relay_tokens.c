@@ -97,14 +97,15 @@ static const char *input_text(apr_pool_t *p, json_t *v)
 apr_int64_t relay_tokens_prompt(relay_ctx_t *ctx)
 {
     apr_pool_t *p = ctx->r->pool;
-    json_t *msgs = json_object_get(ctx->body, "messages"), *m;
+    json_t *src = ctx->chat ? ctx->chat : ctx->body;
+    json_t *msgs = json_object_get(src, "messages"), *m;
     const nebula_tokens_enc_t *e = encoding_of(ctx->req.model);
     nebula_tokens_msg_t *tm;
     const char *text;
     size_t i, n;
 
     if (!json_is_array(msgs)) {
-        text = input_text(p, json_object_get(ctx->body, ctx->route->route ==
+        text = input_text(p, json_object_get(src, ctx->route->route ==
                                                  RELAY_ROUTE_COMPLETIONS ? "prompt" : "input"));
         return relay_tokens_text(ctx->req.model, text, strlen(text));
     }

@@ -249,7 +249,9 @@ static int parse_status_line(const char *line, int *status)
     return *status >= 100;
 }
 
-int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **headers)
+/* Read the status line and headers; interim 1xx answers are skipped, except
+ * 101 when @a upgrade (the answer hoped for). */
+static int read_head(relay_upstream_t *up, int *status, apr_table_t **headers, int upgrade)
 {
     conn_rec *c = up->backend->connection;
     apr_bucket_brigade *bb = apr_brigade_create(up->r->pool, c->bucket_alloc);
@@ -258,7 +260,7 @@ int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **he
     apr_status_t rv;
 
     up->rp = fake_request(c, up->r);
-    do { /* skip interim 1xx responses */
+    do {
         line = NULL;
         rv = ap_rgetline(&line, RELAY_STATUS_LINE_MAX, &len, up->rp, 0, bb);
         if (rv == APR_SUCCESS && len == 0) { /* one stray CRLF is tolerated */
@@ -280,15 +282,28 @@ int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **he
             up->backend->close = 1;
             return HTTP_BAD_GATEWAY;
         }
-    } while (*status < 200);
+    } while (*status < 200 && !(upgrade && *status == HTTP_SWITCHING_PROTOCOLS));
     apr_brigade_destroy(bb);
-    /* the body is framed by the response headers, which HTTP_IN reads from
-     * the fake request's headers_in */
-    ap_proxy_pre_http_request(c, up->rp);
-    up->tmp = apr_brigade_create(up->r->pool, c->bucket_alloc);
-    up->body_ready = 1;
+    /* after a 101 the connection carries the new protocol, read raw from
+     * relay_upstream_conn()'s filters (what the core input filter holds
+     * already comes first); never back to the pool */
+    if (*status == HTTP_SWITCHING_PROTOCOLS) {
+        up->backend->close = 1;
+    }
+    else {
+        /* the body is framed by the response headers, which HTTP_IN reads
+         * from the fake request's headers_in */
+        ap_proxy_pre_http_request(c, up->rp);
+        up->tmp = apr_brigade_create(up->r->pool, c->bucket_alloc);
+        up->body_ready = 1;
+    }
     *headers = up->rp->headers_in;
     return OK;
+}
+
+int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **headers)
+{
+    return read_head(up, status, headers, 0);
 }
 
 apr_status_t relay_upstream_read_body(relay_upstream_t *up, apr_bucket_brigade *bb,
@@ -379,4 +394,40 @@ apr_status_t relay_upstream_wait(relay_upstream_t *up, apr_interval_time_t timeo
     pfd.desc.s = up->backend->sock;
     pfd.reqevents = APR_POLLIN;
     return apr_poll(&pfd, 1, &n, timeout);
+}
+
+/* ---- protocol upgrades (the Realtime API's WebSocket) ------------------- */
+
+int relay_upstream_send_upgrade(relay_upstream_t *up, const char *protocol,
+                                apr_table_t *headers)
+{
+    conn_rec *c = up->backend->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(up->r->pool, c->bucket_alloc);
+
+    /* no body and no Content-Length: a GET that asks to switch protocols */
+    apr_brigade_printf(bb, NULL, NULL,
+                       "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
+                       up->target, up->host, protocol);
+    apr_table_do(add_header, bb, headers, NULL);
+    apr_brigade_puts(bb, NULL, NULL, "\r\n");
+    if (ap_proxy_pass_brigade(c->bucket_alloc, up->r, up->backend, c, bb, 1) != OK) {
+        up->backend->close = 1;
+        return HTTP_BAD_GATEWAY;
+    }
+    return OK;
+}
+
+int relay_upstream_read_upgrade(relay_upstream_t *up, int *status, apr_table_t **headers)
+{
+    return read_head(up, status, headers, 1);
+}
+
+conn_rec *relay_upstream_conn(relay_upstream_t *up)
+{
+    return up->backend ? up->backend->connection : NULL;
+}
+
+apr_socket_t *relay_upstream_socket(relay_upstream_t *up)
+{
+    return up->backend ? up->backend->sock : NULL;
 }

@@ -76,13 +76,15 @@ sub reconcile {
     return $d->{data} // $d;
 }
 
-# A priced model, a channel serving it, a user funded with BALANCE and a key:
+# A priced model, a channel serving it (channel => {kind => ...} for more),
+# a user funded with BALANCE and a key:
 # returns a hash (model, user, key, key_id, channel, tag).
 sub billed_setup {
     my (%o) = @_;
     my $model = $o{model} // uniq_model($o{name});
     set_price($model, %{ $o{price} // {} }) unless $o{unpriced};
-    my ($ch, $tag) = new_channel(models => [$model], ($o{controls} ? (controls => $o{controls}) : ()));
+    my ($ch, $tag) = new_channel(models => [$model], ($o{controls} ? (controls => $o{controls}) : ()),
+                                 %{ $o{channel} // {} });
     my $uid = new_user(%{ $o{user} // {} });
     topup($uid, $o{balance}) if $o{balance};
     my ($key, $kid) = new_key(user_id => $uid, %{ $o{key} // {} });
