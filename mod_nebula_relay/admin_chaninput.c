@@ -1,7 +1,7 @@
 /* admin_chaninput.c: reading and checking the body of POST and PATCH
- * /api/channels: kinds, base URL (http/https, no query), models and their
- * mapping (no cycles), groups, header overrides (no framing or hop-by-hop
- * headers), proxy URL, limits. Used by admin_channels.c only. */
+ * /api/channels: kinds, base URL (http/https, no query but an Azure
+ * channel's ?api-version=), models and their mapping (no cycles), groups,
+ * header overrides (no framing or hop-by-hop headers), proxy URL, limits. Used by admin_channels.c only. */
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_uri.h>
@@ -30,13 +30,30 @@ static const char *default_base_url(const char *kind)
 
 /* An http(s) URL with a host, no user info, query or fragment; trailing
  * slashes dropped. NULL when invalid. */
+/* "api-version=V": the one query an (Azure) base URL may carry */
+static int api_version_query(const char *q)
+{
+    apr_size_t n;
+
+    if (q == NULL || strncmp(q, "api-version=", 12)) {
+        return 0;
+    }
+    for (q += 12, n = 0; q[n]; ++n) {
+        if (!apr_isalnum(q[n]) && q[n] != '-' && q[n] != '.') {
+            return 0;
+        }
+    }
+    return n >= 1 && n <= 32;
+}
+
 static const char *clean_url(apr_pool_t *p, const char *s, int allow_socks)
 {
     apr_uri_t u;
     char *out;
 
     if (apr_uri_parse(p, s, &u) != APR_SUCCESS || u.scheme == NULL ||
-        u.hostname == NULL || *u.hostname == '\0' || u.query || u.fragment || u.user ||
+        u.hostname == NULL || *u.hostname == '\0' ||
+        (u.query && (allow_socks || !api_version_query(u.query))) || u.fragment || u.user ||
         u.password || (u.port_str && (u.port == 0 || !*u.port_str))) {
         return NULL;
     }
@@ -45,6 +62,14 @@ static const char *clean_url(apr_pool_t *p, const char *s, int allow_socks)
         return NULL;
     }
     out = apr_pstrdup(p, s);
+    if (u.query) { /* trailing slashes of the path, before the query */
+        char *q = strchr(out, '?');
+        apr_size_t n = (apr_size_t)(q - out);
+        while (n > 0 && out[n - 1] == '/') {
+            --n;
+        }
+        return apr_pstrcat(p, apr_pstrndup(p, out, n), q, NULL);
+    }
     while (strlen(out) > 0 && out[strlen(out) - 1] == '/') {
         out[strlen(out) - 1] = '\0';
     }
@@ -133,8 +158,9 @@ static void read_urls(admin_req_t *a, json_t *b, chan_input_t *in)
     else if (in->st_base_url == ADMIN_SET &&
              (in->base_url = clean_url(a->r->pool, s, 0)) == NULL) {
         admin_invalid(a, "base_url",
-                      "'base_url' must be an http:// or https:// URL "
-                      "without user, query or fragment");
+                      "'base_url' must be an http:// or https:// URL without user, "
+                      "fragment or query (an Azure channel's may end in "
+                      "?api-version=VERSION)");
     }
     in->st_proxy = admin_field_str(a, b, "proxy", ADMIN_F_NULLABLE, 1024, &s);
     if (in->st_proxy == ADMIN_SET && *s == '\0') {
@@ -213,6 +239,10 @@ int admin_chaninput_base_url(admin_req_t *a, chan_input_t *in, const char *kind,
                              int create)
 {
     if (in->st_base_url == ADMIN_SET) {
+        if (strchr(in->base_url, '?') && (kind == NULL || strcmp(kind, "azure"))) {
+            return admin_invalid(a, "base_url", "only an Azure channel's base_url may "
+                                                "carry ?api-version=VERSION");
+        }
         return ADMIN_SET;
     }
     if (!create && in->st_base_url == ADMIN_ABSENT) {

@@ -285,8 +285,9 @@ int relay_attempts_stored(relay_ctx_t *ctx)
                                "database_unavailable", NULL,
                                "The gateway cannot read its channels right now.");
     }
-    /* the Responses API lives on OpenAI and Azure channels: ask those of the
-     * key's group in turn; only the one that created the response knows it */
+    /* stored responses live on OpenAI channels (the only kind the relay
+     * sends Responses to natively): ask those of the key's group in turn;
+     * only the one that created the response knows it */
     models = relay_channel_models(r, ctx->snap, ctx->group);
     for (i = 0; i < models->nelts; ++i) {
         const char *model = APR_ARRAY_IDX(models, i, const char *);
@@ -303,8 +304,7 @@ int relay_attempts_stored(relay_ctx_t *ctx)
             int status;
 
             push_id(tried, ch->id);
-            if ((strcmp(ch->kind, "openai") && strcmp(ch->kind, "azure"))
-                || (key = relay_channel_key(r, ch, NULL)) == NULL
+            if (strcmp(ch->kind, "openai") || (key = relay_channel_key(r, ch, NULL)) == NULL
                 || stored_on(ctx, ch, key, &up, &status, &headers) != OK) {
                 continue;
             }

@@ -346,6 +346,8 @@ typedef struct {
     json_t *chat;                /**< ... as a chat request (the pivot); == body
                                       for chat, NULL where no pivot exists */
     const char *arg;             /**< the route's {id} / {model} from the path */
+    const char *client_model;    /**< the model the raw body names (before any
+                                      governance downgrade) */
     const char *pivot_error;     /**< why the body has no chat form (Responses) */
     int sse;                     /**< Gemini stream: alt=sse (else a JSON array) */
     int native;                  /**< this attempt passes the client's body through */
@@ -384,8 +386,8 @@ int relay_attempts_run(relay_ctx_t *ctx);
  *  insufficient_quota, 400 model_price_error, 503 + Retry-After): OK, or an
  *  error was sent. Without billing: OK. */
 int relay_attempt_reserve(relay_ctx_t *ctx);
-/** GET or DELETE /v1/responses/{id}: asked of the group's channels with a
- *  Responses API until one knows the id. */
+/** GET or DELETE /v1/responses/{id}: asked of the group's OpenAI channels
+ *  until one knows the id. */
 int relay_attempts_stored(relay_ctx_t *ctx);
 /** While streaming: make sure the hold covers what was delivered so far
  *  (billing's extend). 0 to go on; non-zero: the payer cannot cover more,

@@ -85,6 +85,7 @@ int relay_proto_params(relay_ctx_t *ctx)
     request_rec *r = ctx->r;
     json_t *b = ctx->body, *model, *stream;
     relay_route_e route = ctx->route->route;
+    int from_body;
 
     if (ctx->route->api == RELAY_API_GEMINI) {
         /* the model is in the path: models/{model}:method */
@@ -96,6 +97,7 @@ int relay_proto_params(relay_ctx_t *ctx)
         return make_pivot(ctx);
     }
     model = json_object_get(b, "model");
+    from_body = model != NULL;
     if (model == NULL && ctx->route->default_model) {
         model = json_string(ctx->route->default_model);
         json_object_set_new(b, "model", model);
@@ -106,6 +108,7 @@ int relay_proto_params(relay_ctx_t *ctx)
                                "model", "You must provide a model parameter (a string).");
     }
     ctx->req.model = apr_pstrdup(r->pool, json_string_value(model));
+    ctx->client_model = from_body ? ctx->req.model : NULL; /* a default is not */
     stream = json_object_get(b, "stream");
     if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
         return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_type",
@@ -239,6 +242,20 @@ static void set_body(relay_ctx_t *ctx, relay_outbound_t *out, json_t *body)
     out->len = strlen(out->body);
 }
 
+/* A native request whose model stays what the client named goes up as the
+ * client's own bytes: nothing is re-serialised (an Anthropic thinking
+ * block's signature, number formats, fields the gateway does not know). */
+static int raw_body(relay_ctx_t *ctx, relay_outbound_t *out, const char *model)
+{
+    if (ctx->raw_body == NULL || ctx->client_model == NULL
+        || strcmp(model, ctx->client_model) || strcmp(ctx->req.model, ctx->client_model)) {
+        return 0;
+    }
+    out->body = ctx->raw_body;
+    out->len = ctx->raw_len;
+    return 1;
+}
+
 /* A copy of @a j (owned by the request) with "model" set to @a model. */
 static json_t *with_model(relay_ctx_t *ctx, const json_t *j, const char *model)
 {
@@ -273,8 +290,8 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
         body = with_model(ctx, ctx->body, model);
         ctx->native = 1;
     }
-    else if (route == RELAY_ROUTE_RESPONSES
-             && (!strcmp(ch->kind, "openai") || !strcmp(ch->kind, "azure"))) {
+    else if (route == RELAY_ROUTE_RESPONSES && !strcmp(ch->kind, "openai")) {
+        /* Azure serves Responses outside its deployment paths: converted */
         path = "/v1/responses";
         body = with_model(ctx, ctx->body, model);
         ctx->native = 1;
@@ -298,7 +315,11 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
         stream_usage(body);
     }
     ctx->up_api = !strcmp(path, "/v1/responses") ? RELAY_API_RESPONSES : RELAY_API_OPENAI;
-    set_body(ctx, out, body);
+    /* OpenAI chat and completions streams get include_usage added */
+    if (!ctx->native || !raw_body(ctx, out, model)
+        || (ctx->req.stream && strcmp(path, "/v1/responses"))) {
+        set_body(ctx, out, body);
+    }
     out->url = openai_url(ctx, ch, path, model);
     out->headers = base_headers(ctx);
     if (!strcmp(ch->kind, "azure")) {
@@ -339,7 +360,9 @@ static int to_anthropic(relay_ctx_t *ctx, const relay_channel_t *ch,
         return RELAY_CANNOT_SERVE;
     }
     ctx->up_api = RELAY_API_ANTHROPIC;
-    set_body(ctx, out, body);
+    if (!ctx->native || !raw_body(ctx, out, model)) {
+        set_body(ctx, out, body);
+    }
     out->url = apr_pstrcat(r->pool, ch->base_url,
                            strlen(ch->base_url) >= 3
                                    && !strcmp(ch->base_url + strlen(ch->base_url) - 3, "/v1")
@@ -386,7 +409,13 @@ static int to_gemini(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
              : ctx->req.stream                 ? ":streamGenerateContent?alt=sse"
                                                : ":generateContent";
     ctx->up_api = RELAY_API_GEMINI;
-    set_body(ctx, out, body);
+    if (ctx->native && ctx->raw_body) { /* the model is in the URL */
+        out->body = ctx->raw_body;
+        out->len = ctx->raw_len;
+    }
+    else {
+        set_body(ctx, out, body);
+    }
     if (strlen(base) >= 7 && !strcmp(base + strlen(base) - 7, "/v1beta")) {
         out->url = apr_pstrcat(r->pool, base, "/models/", ap_escape_uri(r->pool, model),
                                method, NULL);

@@ -567,6 +567,11 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
         if (ctx->client_usage && (!st.saw_usage || !ctx->native)) {
             synthesize_usage(&st);
         }
+        if (ctx->first_byte == 0 && !st.client_gone) {
+            /* a converter may hold everything back to the end (a Gemini
+             * functionCall is sent whole): finish_client() delivers it */
+            ctx->first_byte = apr_time_now();
+        }
         relay_log_settle(ctx); /* charged before the client sees the end */
         if (!ctx->native) {
             finish_client(&st);
