@@ -133,9 +133,16 @@ static int nebula_billing_idempotency(request_rec *r, const nebula_req_t *req, c
                                "Idempotency-Key must be 1 to %d visible ASCII characters.",
                                IDEM_MAX_KEY);
     }
+    /* the fingerprint covers the body's bytes: uploads carry NULs */
     fp = apr_pstrcat(p, r->method, " ", r->uri, "\n", NULL);
-    hash = nebula_crypto_sha256_hex(p, apr_pstrcat(p, fp, apr_pstrmemdup(p, body, len), NULL),
-                                    strlen(fp) + len);
+    {
+        apr_size_t flen = strlen(fp);
+        char *all = apr_palloc(p, flen + len + 1);
+
+        memcpy(all, fp, flen);
+        memcpy(all + flen, body, len);
+        hash = nebula_crypto_sha256_hex(p, all, flen + len);
+    }
     if (hash == NULL || (db = nebula_ap_db_open(p, r->server)) == NULL) {
         goto unavailable;
     }

@@ -38,7 +38,8 @@ static relay_ctx_t *ctx_create(request_rec *r, const relay_route_t *route)
     return ctx;
 }
 
-/* Read the body (bounded) and parse it as a JSON object. */
+/* Read the body (bounded) and parse it as a JSON object (a media route's
+ * multipart form: relay_media_form()). */
 static int read_json(relay_ctx_t *ctx)
 {
     request_rec *r = ctx->r;
@@ -49,12 +50,14 @@ static int read_json(relay_ctx_t *ctx)
                                                   : dc->max_body;
     char *body;
     apr_size_t len;
-    int rc;
+    int rc, form = relay_media_form_route(ctx->route);
 
-    if (ct == NULL || ap_cstr_casecmpn(ct, "application/json", 16)) {
+    if (ct == NULL || (form ? ap_cstr_casecmpn(ct, "multipart/form-data", 19)
+                            : ap_cstr_casecmpn(ct, "application/json", 16))) {
         return nebula_ap_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE, "invalid_request_error",
                                "unsupported_content_type", NULL,
-                               "Send the request body as application/json.");
+                               "Send the request body as %s.",
+                               form ? "multipart/form-data" : "application/json");
     }
     if ((rc = relay_read_body(r, max, &body, &len)) != OK) {
         return rc == HTTP_REQUEST_ENTITY_TOO_LARGE
@@ -66,6 +69,9 @@ static int read_json(relay_ctx_t *ctx)
     }
     ctx->raw_body = body;
     ctx->raw_len = len;
+    if (form) {
+        return relay_media_form(ctx);
+    }
     ctx->body = nebula_json_parse(r->pool, body, len, NEBULA_JSON_CONTAINER_ONLY, &err);
     if (ctx->body == NULL || !json_is_object(ctx->body)) {
         return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_json",
@@ -114,7 +120,7 @@ static int idempotency(relay_ctx_t *ctx)
 }
 
 /* Governance: every hook may block, downgrade the model or reroute. */
-static int govern(relay_ctx_t *ctx)
+int relay_govern(relay_ctx_t *ctx)
 {
     nebula_decision_t d = {0};
 
@@ -130,7 +136,9 @@ static int govern(relay_ctx_t *ctx)
     case NEBULA_DECIDE_DOWNGRADE:
         if (d.model) {
             ctx->req.model = d.model;
-            json_object_set_new(ctx->body, "model", json_string(d.model));
+            if (ctx->body) { /* a Realtime session has none */
+                json_object_set_new(ctx->body, "model", json_string(d.model));
+            }
         }
         break;
     case NEBULA_DECIDE_REROUTE:
@@ -191,7 +199,8 @@ int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg)
         }
     }
     else if ((rc = read_json(ctx)) == OK && (rc = idempotency(ctx)) == OK
-             && (rc = read_params(ctx)) == OK && (rc = govern(ctx)) == OK) {
+             && (rc = read_params(ctx)) == OK && (rc = relay_media_params(ctx)) == OK
+             && (rc = relay_govern(ctx)) == OK) {
         rc = relay_attempts_run(ctx);
     }
     if (ctx->status == 0) {

@@ -196,7 +196,15 @@ typedef enum {
     RELAY_ROUTE_GEMINI_MODELS,   /**< GET /v1beta/models */
     RELAY_ROUTE_RESPONSES,       /**< POST /v1/responses */
     RELAY_ROUTE_RESPONSE,        /**< GET|DELETE /v1/responses/{id} */
-    RELAY_ROUTE_REALTIME         /**< GET /v1/realtime (WebSocket) */
+    RELAY_ROUTE_REALTIME,        /**< GET /v1/realtime (WebSocket) */
+    /* media routes (relay_media.c) */
+    RELAY_ROUTE_RERANK,          /**< POST /v1/rerank */
+    RELAY_ROUTE_IMAGES_GEN,      /**< POST /v1/images/generations */
+    RELAY_ROUTE_IMAGES_EDIT,     /**< POST /v1/images/edits (multipart) */
+    RELAY_ROUTE_IMAGES_VAR,      /**< POST /v1/images/variations (multipart) */
+    RELAY_ROUTE_SPEECH,          /**< POST /v1/audio/speech */
+    RELAY_ROUTE_TRANSCRIBE,      /**< POST /v1/audio/transcriptions (multipart) */
+    RELAY_ROUTE_TRANSLATE        /**< POST /v1/audio/translations (multipart) */
 } relay_route_e;
 
 /** Where an answer's shape comes from: the client's API family. */
@@ -372,6 +380,7 @@ typedef struct {
     int headers_sent;
     struct apr_bucket_brigade *out;
     nebula_buf_t text;           /**< completion text delivered (for counting) */
+    struct relay_media_t *media; /**< media routes: what relay_media.c learnt */
 } relay_ctx_t;
 
 /* relay_handler.c */
@@ -401,6 +410,9 @@ int relay_info_route(relay_ctx_t *ctx, const char *arg);
 /* relay_dispatch.c */
 /** Serve an API route: auth, body, govern, select, attempts, respond, log. */
 int relay_dispatch(request_rec *r, const relay_route_t *route, const char *arg);
+/** The governance hook on ctx->req: blocked (an error was sent), or the
+ *  model downgraded / the group rerouted as the decision says; OK to go on. */
+int relay_govern(relay_ctx_t *ctx);
 
 /* relay_openai.c: the OpenAI protocol on both sides. */
 /** The upstream URL, headers and body of one attempt on @a ch. */
@@ -447,6 +459,14 @@ int relay_proto_outbound(relay_ctx_t *ctx, const relay_channel_t *ch,
  *  was, with its usage read in the upstream's protocol. */
 int relay_xlate_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
                         apr_table_t *headers);
+/** Read a complete upstream answer (bounded) and give the connection back;
+ *  HTTP_BAD_GATEWAY (noted in ctx) when it broke off. */
+int relay_read_answer(relay_ctx_t *ctx, relay_upstream_t *up, apr_size_t max, char **buf,
+                      apr_size_t *len);
+/** Send a complete answer: settled first, so the client's next request sees
+ *  the charge. */
+int relay_send_complete(relay_ctx_t *ctx, int status, const char *ct, const char *buf,
+                        apr_size_t len);
 /** An error body in the client's protocol. */
 const char *relay_xlate_error(relay_ctx_t *ctx, int status, const char *message,
                               const char *type, const char *code);
@@ -502,5 +522,28 @@ void relay_realtime_credential(request_rec *r);
 /** Serve an authenticated upgrade request: check, bill-check, connect the
  *  upstream, answer 101, relay frames and bill every response.done. */
 int relay_realtime_serve(relay_ctx_t *ctx);
+
+/* ---- relay_media.c: rerank, images, audio (OpenAI-kind channels) -------- */
+/** Whether @a route is one of the media routes (rerank, images, audio). */
+int relay_media_route(const relay_route_t *route);
+/** Whether its body is multipart/form-data (edits, variations, transcripts). */
+int relay_media_form_route(const relay_route_t *route);
+/** Scan the multipart body in ctx->raw_body: its small fields (model, n,
+ *  size, quality, prompt) become ctx->body, the file is only measured. OK,
+ *  or a 400 was sent. */
+int relay_media_form(relay_ctx_t *ctx);
+/** After relay_proto_params(): calls (images: n), the estimate in the
+ *  route's billing unit. OK for any other route; otherwise OK or an error
+ *  was sent. */
+int relay_media_params(relay_ctx_t *ctx);
+/** Finish the upstream request of a media route built by to_openai(): the
+ *  multipart body byte for byte (the model spliced when the channel's
+ *  differs), the client's Content-Type, Accept for binary and text answers.
+ *  Nothing for other routes. */
+void relay_media_outbound(relay_ctx_t *ctx, const char *model, relay_outbound_t *out);
+/** Relay a 2xx answer of a media route: speech audio chunk by chunk, the
+ *  others complete; usage in the route's billing unit. */
+int relay_media_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
+                        apr_table_t *headers);
 
 #endif /* RELAY_PRIVATE_H */

@@ -322,6 +322,7 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
     }
     out->url = openai_url(ctx, ch, path, model);
     out->headers = base_headers(ctx);
+    relay_media_outbound(ctx, model, out); /* multipart bodies as received */
     if (!strcmp(ch->kind, "azure")) {
         apr_table_setn(out->headers, "api-key", key->secret);
     }

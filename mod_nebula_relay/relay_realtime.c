@@ -855,6 +855,11 @@ static int prepare(relay_ctx_t *ctx)
         return nebula_ap_error(r, HTTP_FORBIDDEN, "permission_error", "model_not_allowed",
                                "model", "This API key may not use the model '%s'.", model);
     }
+    /* the key's policies apply at connect, as to any request */
+    if ((rc = relay_govern(ctx)) != OK) {
+        return rc;
+    }
+    model = ctx->req.model; /* maybe downgraded */
     if ((ctx->snap = relay_channel_snapshot(r)) == NULL) {
         ctx->end_reason = "no_channel";
         apr_table_setn(r->err_headers_out, "Retry-After", "1");

@@ -39,6 +39,20 @@ static const relay_route_t routes[] = {
      RELAY_API_OPENAI},
     {RELAY_ROUTE_REALTIME, "GET", NEBULA_PROTO_OPENAI_REALTIME, "/v1/realtime", 0, NULL,
      RELAY_API_OPENAI},
+    /* media (relay_media.c): OpenAI-kind channels only */
+    {RELAY_ROUTE_RERANK, "POST", NEBULA_PROTO_RERANK, "/v1/rerank", 0, NULL, RELAY_API_OPENAI},
+    {RELAY_ROUTE_IMAGES_GEN, "POST", NEBULA_PROTO_OPENAI_IMAGES, "/v1/images/generations", 0,
+     NULL, RELAY_API_OPENAI},
+    {RELAY_ROUTE_IMAGES_EDIT, "POST", NEBULA_PROTO_OPENAI_IMAGES, "/v1/images/edits", 0, NULL,
+     RELAY_API_OPENAI},
+    {RELAY_ROUTE_IMAGES_VAR, "POST", NEBULA_PROTO_OPENAI_IMAGES, "/v1/images/variations", 0,
+     NULL, RELAY_API_OPENAI},
+    {RELAY_ROUTE_SPEECH, "POST", NEBULA_PROTO_OPENAI_AUDIO, "/v1/audio/speech", 0, NULL,
+     RELAY_API_OPENAI},
+    {RELAY_ROUTE_TRANSCRIBE, "POST", NEBULA_PROTO_OPENAI_AUDIO, "/v1/audio/transcriptions", 0,
+     NULL, RELAY_API_OPENAI},
+    {RELAY_ROUTE_TRANSLATE, "POST", NEBULA_PROTO_OPENAI_AUDIO, "/v1/audio/translations", 0,
+     NULL, RELAY_API_OPENAI},
 };
 
 /* path suffixes (the two billing routes also answer without /v1, as new-api
@@ -57,6 +71,13 @@ static const struct {
     {"/v1beta/models", RELAY_ROUTE_GEMINI_MODELS},
     {"/v1/responses", RELAY_ROUTE_RESPONSES},
     {"/v1/realtime", RELAY_ROUTE_REALTIME},
+    {"/v1/rerank", RELAY_ROUTE_RERANK},
+    {"/v1/images/generations", RELAY_ROUTE_IMAGES_GEN},
+    {"/v1/images/edits", RELAY_ROUTE_IMAGES_EDIT},
+    {"/v1/images/variations", RELAY_ROUTE_IMAGES_VAR},
+    {"/v1/audio/speech", RELAY_ROUTE_SPEECH},
+    {"/v1/audio/transcriptions", RELAY_ROUTE_TRANSCRIBE},
+    {"/v1/audio/translations", RELAY_ROUTE_TRANSLATE},
     {"/dashboard/billing/subscription", RELAY_ROUTE_BILLING_SUB},
     {"/dashboard/billing/usage", RELAY_ROUTE_BILLING_USAGE},
 };

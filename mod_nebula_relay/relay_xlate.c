@@ -123,6 +123,35 @@ static json_t *for_client(relay_ctx_t *ctx, json_t *native, json_t *chat)
     }
 }
 
+int relay_read_answer(relay_ctx_t *ctx, relay_upstream_t *up, apr_size_t max, char **buf,
+                      apr_size_t *len)
+{
+    apr_status_t rv = relay_read_all(ctx, up, max, buf, len);
+
+    relay_upstream_close(up, rv != APR_SUCCESS);
+    if (rv != APR_SUCCESS) {
+        ctx->end_reason = "upstream_error";
+        ctx->error = "the upstream broke off its answer";
+        return HTTP_BAD_GATEWAY;
+    }
+    return OK;
+}
+
+int relay_send_complete(relay_ctx_t *ctx, int status, const char *ct, const char *buf,
+                        apr_size_t len)
+{
+    request_rec *r = ctx->r;
+
+    r->status = ctx->status = status;
+    ap_set_content_type(r, ct);
+    ap_set_content_length(r, len);
+    ctx->first_byte = apr_time_now();
+    ctx->end_reason = "complete";
+    relay_log_settle(ctx); /* the answer is complete: charge it before it leaves */
+    ap_rwrite(buf, (int)len, r);
+    return OK;
+}
+
 int relay_xlate_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
                         apr_table_t *headers)
 {
@@ -131,15 +160,14 @@ int relay_xlate_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
     char *buf = NULL;
     apr_size_t len = 0;
     json_t *j, *chat = NULL;
-    apr_status_t rv;
+    int rc;
 
+    if (relay_media_route(ctx->route)) { /* rerank, images, audio (speech: binary) */
+        return relay_media_respond(ctx, up, status, headers);
+    }
     ct = ct ? apr_pstrdup(r->pool, ct) : "application/json";
-    rv = relay_read_all(ctx, up, UPSTREAM_BODY_MAX, &buf, &len);
-    relay_upstream_close(up, rv != APR_SUCCESS);
-    if (rv != APR_SUCCESS) {
-        ctx->end_reason = "upstream_error";
-        ctx->error = "the upstream broke off its answer";
-        return HTTP_BAD_GATEWAY;
+    if ((rc = relay_read_answer(ctx, up, UPSTREAM_BODY_MAX, &buf, &len)) != OK) {
+        return rc;
     }
     j = nebula_json_parse(r->pool, buf, len, 0, NULL);
     if (j != NULL) {
@@ -160,12 +188,5 @@ int relay_xlate_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
         len = strlen(buf);
         ct = "application/json";
     }
-    r->status = ctx->status = status;
-    ap_set_content_type(r, ct);
-    ap_set_content_length(r, len);
-    ctx->first_byte = apr_time_now();
-    ctx->end_reason = "complete";
-    relay_log_settle(ctx); /* the answer is complete: charge it before it leaves */
-    ap_rwrite(buf, (int)len, r);
-    return OK;
+    return relay_send_complete(ctx, status, ct, buf, len);
 }

@@ -7,7 +7,8 @@ use FindBin;
 use File::Spec;
 use IO::Socket::INET;
 use Time::HiRes qw(time);
-our @EXPORT_OK = qw(top_dir libexecdir httpd_bin run_cmd timed_sse_post);
+use JSON::PP ();
+our @EXPORT_OK = qw(top_dir libexecdir httpd_bin run_cmd timed_sse_post sse_events);
 
 # The repository root (t/..).
 sub top_dir {
@@ -92,6 +93,23 @@ sub timed_sse_post {
     $res{body} = $text;
     $res{raw} = $raw;
     return \%res;
+}
+
+# An SSE body -> [[event name or undef, decoded JSON or the raw data] ...]
+sub sse_events {
+    my ($body) = @_;
+    my @out;
+    for my $block (split /\r?\n\r?\n/, $body) {
+        my ($ev, @data);
+        for (split /\r?\n/, $block) {
+            $ev = $1 if /^event: ?(.*)$/;
+            push @data, $1 if /^data: ?(.*)$/;
+        }
+        next unless @data;
+        my $d = join "\n", @data;
+        push @out, [$ev, ($d =~ /^\{/ ? JSON::PP::decode_json($d) : $d)];
+    }
+    return \@out;
 }
 
 1;

@@ -13,7 +13,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use NebulaAdmin qw(mock_records);
 use NebulaBilling qw(billed_hostport billed_setup wallet);
-use NebulaTest qw(timed_sse_post);
+use NebulaTest qw(timed_sse_post sse_events);
 
 my @clients = qw(openai anthropic gemini responses);
 my @kinds = qw(openai anthropic gemini);
@@ -47,23 +47,6 @@ sub request {
     }
     return ('/v1/responses', { Authorization => "Bearer $key" },
             { model => $model, input => $words, ($stream ? (stream => JSON::PP::true) : ()) });
-}
-
-# SSE body -> [[event name or undef, decoded data or raw string] ...]
-sub sse_events {
-    my ($body) = @_;
-    my @out;
-    for my $block (split /\r?\n\r?\n/, $body) {
-        my ($ev, @data);
-        for (split /\r?\n/, $block) {
-            $ev = $1 if /^event: ?(.*)$/;
-            push @data, $1 if /^data: ?(.*)$/;
-        }
-        next unless @data;
-        my $d = join "\n", @data;
-        push @out, [$ev, ($d =~ /^\{/ ? decode_json($d) : $d)];
-    }
-    return \@out;
 }
 
 # What the client got, reduced to (text, finish, prompt, completion).
