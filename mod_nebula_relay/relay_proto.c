@@ -357,7 +357,8 @@ static int to_anthropic(relay_ctx_t *ctx, const relay_channel_t *ch,
         }
     }
     else {
-        ctx->error = "an Anthropic channel serves only messages and chat";
+        ctx->error = ctx->pivot_error ? ctx->pivot_error
+                                      : "an Anthropic channel serves only messages and chat";
         return RELAY_CANNOT_SERVE;
     }
     ctx->up_api = RELAY_API_ANTHROPIC;
@@ -403,7 +404,9 @@ static int to_gemini(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
         }
     }
     else {
-        ctx->error = "a Gemini channel serves only generateContent, embedContent and chat";
+        ctx->error = ctx->pivot_error ? ctx->pivot_error
+                                      : "a Gemini channel serves only generateContent, "
+                                        "embedContent and chat";
         return RELAY_CANNOT_SERVE;
     }
     method = route == RELAY_ROUTE_GEMINI_EMBED ? ":embedContent"
