@@ -17,7 +17,7 @@ typedef struct {
     const char *message;
 } last_error_t;
 
-static apr_interval_time_t attempt_timeout(relay_ctx_t *ctx, const relay_channel_t *ch)
+apr_interval_time_t relay_attempt_timeout(relay_ctx_t *ctx, const relay_channel_t *ch)
 {
     const relay_dir_conf_t *dc = relay_config_dir(ctx->r);
 
@@ -111,7 +111,7 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     }
     {
         const relay_dir_conf_t *dc = relay_config_dir(r);
-        relay_exchange_t x = {out.url, attempt_timeout(ctx, ch), "POST", ch->proxy,
+        relay_exchange_t x = {out.url, relay_attempt_timeout(ctx, ch), "POST", ch->proxy,
                               dc->first_byte == RELAY_UNSET ? 0 : dc->first_byte,
                               out.headers, out.body, out.len};
         rc = relay_upstream_exchange(r, &x, &up, &status, &headers);
@@ -254,20 +254,15 @@ static int stored_on(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
 {
     request_rec *r = ctx->r;
     apr_table_t *h = apr_table_make(r->pool, 4);
-    apr_size_t n = strlen(ch->base_url);
-    const char *url = apr_pstrcat(r->pool, ch->base_url,
-                                  n >= 3 && !strcmp(ch->base_url + n - 3, "/v1") ? "" : "/v1",
-                                  "/responses/", ap_escape_uri(r->pool, ctx->arg), NULL);
-    relay_exchange_t x = {url, attempt_timeout(ctx, ch), r->method, ch->proxy, 0, h, NULL, 0};
+    const char *url = relay_v1_url(r->pool, ch->base_url,
+                                   apr_pstrcat(r->pool, "/v1/responses/",
+                                               ap_escape_uri(r->pool, ctx->arg), NULL));
+    relay_exchange_t x = {url,       relay_attempt_timeout(ctx, ch), r->method, ch->proxy, 0,
+                          h,         NULL,                           0};
 
     apr_table_setn(h, "Accept", "application/json");
     apr_table_setn(h, "User-Agent", "NebulaGate/" NEBULA_VERSION);
-    if (!strcmp(ch->kind, "azure")) {
-        apr_table_setn(h, "api-key", key->secret);
-    }
-    else {
-        apr_table_setn(h, "Authorization", apr_pstrcat(r->pool, "Bearer ", key->secret, NULL));
-    }
+    relay_openai_auth(r->pool, ch, key, h);
     apr_table_overlap(h, ch->headers, APR_OVERLAP_TABLES_SET);
     *status = 0;
     return relay_upstream_exchange(r, &x, up, status, headers);

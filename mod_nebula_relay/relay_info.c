@@ -9,7 +9,7 @@
 /* new-api's convention until billing says otherwise: 500000 units = 1 USD */
 #define QUOTA_PER_USD 500000.0
 
-static int send_json(request_rec *r, json_t *j)
+int relay_send_json(request_rec *r, json_t *j)
 {
     const char *body = nebula_json_dumps(r->pool, nebula_json_own(r->pool, j), 0);
 
@@ -50,7 +50,7 @@ static int models(relay_ctx_t *ctx, const char *id)
         const char *m = APR_ARRAY_IDX(ms, i, const char *);
         if (id && !strcmp(id, m)) {
             json_decref(data);
-            return send_json(ctx->r, model_object(m));
+            return relay_send_json(ctx->r, model_object(m));
         }
         json_array_append_new(data, model_object(m));
     }
@@ -61,7 +61,7 @@ static int models(relay_ctx_t *ctx, const char *id)
                                "The model '%s' does not exist or you do not have access "
                                "to it.", id);
     }
-    return send_json(ctx->r, json_pack("{s:s, s:o}", "object", "list", "data", data));
+    return relay_send_json(ctx->r, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 /* GET /v1/models as Anthropic's SDK asks for it (anthropic-version set). */
@@ -77,13 +77,10 @@ static int anthropic_models(relay_ctx_t *ctx)
                                               m, "display_name", m, "created_at",
                                               "1970-01-01T00:00:00Z"));
     }
-    return send_json(ctx->r, json_pack("{s:o, s:b, s:s?, s:s?}", "data", data, "has_more", 0,
-                                       "first_id",
-                                       ms->nelts ? APR_ARRAY_IDX(ms, 0, const char *) : NULL,
-                                       "last_id",
-                                       ms->nelts ? APR_ARRAY_IDX(ms, ms->nelts - 1,
-                                                                 const char *)
-                                                 : NULL));
+    return relay_send_json(
+        ctx->r, json_pack("{s:o, s:b, s:s?, s:s?}", "data", data, "has_more", 0, "first_id",
+                          ms->nelts ? APR_ARRAY_IDX(ms, 0, const char *) : NULL, "last_id",
+                          ms->nelts ? APR_ARRAY_IDX(ms, ms->nelts - 1, const char *) : NULL));
 }
 
 /* GET /v1beta/models: Gemini's list. */
@@ -101,7 +98,7 @@ static int gemini_models(relay_ctx_t *ctx)
                               "displayName", m, "supportedGenerationMethods",
                               "generateContent", "streamGenerateContent", "countTokens"));
     }
-    return send_json(ctx->r, json_pack("{s:o}", "models", models));
+    return relay_send_json(ctx->r, json_pack("{s:o}", "models", models));
 }
 
 /* GET /dashboard/billing/subscription: the key's limit in USD. */
@@ -111,7 +108,7 @@ static int subscription(relay_ctx_t *ctx)
     double limit = k->unlimited ? 100000000.0
                                 : (double)(k->remain_quota + k->used_quota) / QUOTA_PER_USD;
 
-    return send_json(ctx->r,
+    return relay_send_json(ctx->r,
                      json_pack("{s:s, s:b, s:f, s:f, s:f, s:I}", "object",
                                "billing_subscription", "has_payment_method", 1,
                                "soft_limit_usd", limit, "hard_limit_usd", limit,
@@ -122,7 +119,7 @@ static int subscription(relay_ctx_t *ctx)
 /* GET /dashboard/billing/usage: what the key used, in US cents. */
 static int usage(relay_ctx_t *ctx)
 {
-    return send_json(ctx->r, json_pack("{s:s, s:f}", "object", "list", "total_usage",
+    return relay_send_json(ctx->r, json_pack("{s:s, s:f}", "object", "list", "total_usage",
                                        (double)ctx->key->used_quota / QUOTA_PER_USD * 100.0));
 }
 

@@ -395,6 +395,9 @@ int relay_attempts_run(relay_ctx_t *ctx);
  *  insufficient_quota, 400 model_price_error, 503 + Retry-After): OK, or an
  *  error was sent. Without billing: OK. */
 int relay_attempt_reserve(relay_ctx_t *ctx);
+/** How long an exchange with @a ch may take: its own timeout, else the
+ *  location's NebulaUpstreamTimeout. */
+apr_interval_time_t relay_attempt_timeout(relay_ctx_t *ctx, const relay_channel_t *ch);
 /** GET or DELETE /v1/responses/{id}: asked of the group's OpenAI channels
  *  until one knows the id. */
 int relay_attempts_stored(relay_ctx_t *ctx);
@@ -404,6 +407,8 @@ int relay_attempts_stored(relay_ctx_t *ctx);
 int relay_attempt_extend(relay_ctx_t *ctx);
 
 /* relay_info.c */
+/** Send @a j (owned by the call) as the application/json answer. */
+int relay_send_json(request_rec *r, json_t *j);
 /** The routes answered from the gateway's own data: models, billing. */
 int relay_info_route(relay_ctx_t *ctx, const char *arg);
 
@@ -441,6 +446,12 @@ int relay_openai_usage(relay_ctx_t *ctx, json_t *usage);
 /** Returned by relay_proto_outbound() when the channel does not speak what
  *  the request needs (no converter): the attempt moves on, no health hit. */
 #define RELAY_CANNOT_SERVE (-2)
+/** @a base + @a path ("/v1/..."), without doubling a base that already
+ *  ends in /v1. */
+const char *relay_v1_url(apr_pool_t *p, const char *base, const char *path);
+/** The credential header of an OpenAI-kind channel (Azure: api-key). */
+void relay_openai_auth(apr_pool_t *p, const relay_channel_t *ch, const relay_chkey_t *key,
+                       apr_table_t *h);
 /** What @a ch speaks upstream. */
 relay_api_e relay_channel_api(const relay_channel_t *ch);
 /** Model, stream, output limit, and the chat pivot (ctx->chat) of the

@@ -153,16 +153,6 @@ int relay_proto_params(relay_ctx_t *ctx)
 
 /* ---- answers the gateway gives itself ---------------------------------- */
 
-static int send_json(request_rec *r, json_t *j)
-{
-    const char *s = nebula_json_dumps(r->pool, nebula_json_own(r->pool, j), 0);
-
-    ap_set_content_type(r, "application/json");
-    ap_set_content_length(r, strlen(s));
-    ap_rputs(s, r);
-    return OK;
-}
-
 int relay_proto_count(relay_ctx_t *ctx)
 {
     apr_int64_t n;
@@ -179,11 +169,11 @@ int relay_proto_count(relay_ctx_t *ctx)
         }
         n = relay_tokens_prompt(ctx);
         ctx->end_reason = "counted";
-        return send_json(ctx->r, json_pack("{s:I}", "totalTokens", (json_int_t)n));
+        return relay_send_json(ctx->r, json_pack("{s:I}", "totalTokens", (json_int_t)n));
     }
     n = relay_tokens_prompt(ctx);
     ctx->end_reason = "counted";
-    return send_json(ctx->r, json_pack("{s:I}", "input_tokens", (json_int_t)n));
+    return relay_send_json(ctx->r, json_pack("{s:I}", "input_tokens", (json_int_t)n));
 }
 
 /* ---- the upstream request of one attempt -------------------------------- */
@@ -206,11 +196,29 @@ static const char *azure_version(relay_ctx_t *ctx, const relay_channel_t *ch,
     return relay_config_srv(ctx->r->server)->azure_version;
 }
 
+const char *relay_v1_url(apr_pool_t *p, const char *base, const char *path)
+{
+    apr_size_t n = strlen(base);
+
+    /* a base URL that already ends in /v1 */
+    return apr_pstrcat(p, base, n >= 3 && !strcmp(base + n - 3, "/v1") ? path + 3 : path,
+                       NULL);
+}
+
+void relay_openai_auth(apr_pool_t *p, const relay_channel_t *ch, const relay_chkey_t *key,
+                       apr_table_t *h)
+{
+    if (!strcmp(ch->kind, "azure")) {
+        apr_table_setn(h, "api-key", key->secret);
+    }
+    else {
+        apr_table_setn(h, "Authorization", apr_pstrcat(p, "Bearer ", key->secret, NULL));
+    }
+}
+
 static const char *openai_url(relay_ctx_t *ctx, const relay_channel_t *ch, const char *path,
                               const char *model)
 {
-    apr_size_t n = strlen(ch->base_url);
-
     if (!strcmp(ch->kind, "azure")) {
         const char *base, *version = azure_version(ctx, ch, &base);
         /* {base}/openai/deployments/{deployment}/chat/completions?api-version= */
@@ -218,11 +226,7 @@ static const char *openai_url(relay_ctx_t *ctx, const relay_channel_t *ch, const
                             ap_escape_uri(ctx->r->pool, model), path + 3,
                             ap_escape_uri(ctx->r->pool, version));
     }
-    /* a base URL that already ends in /v1 */
-    if (n >= 3 && !strcmp(ch->base_url + n - 3, "/v1")) {
-        return apr_pstrcat(ctx->r->pool, ch->base_url, path + 3, NULL);
-    }
-    return apr_pstrcat(ctx->r->pool, ch->base_url, path, NULL);
+    return relay_v1_url(ctx->r->pool, ch->base_url, path);
 }
 
 static apr_table_t *base_headers(relay_ctx_t *ctx)
@@ -307,11 +311,9 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
         ctx->error = ctx->pivot_error;
         return RELAY_CANNOT_SERVE;
     }
-    if (ctx->req.stream && !strcmp(path, "/v1/chat/completions")) {
+    if (ctx->req.stream
+        && (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions"))) {
         /* always ask for usage: billing needs it whether the client wants it */
-        stream_usage(body);
-    }
-    if (ctx->req.stream && !strcmp(path, "/v1/completions")) {
         stream_usage(body);
     }
     ctx->up_api = !strcmp(path, "/v1/responses") ? RELAY_API_RESPONSES : RELAY_API_OPENAI;
@@ -323,13 +325,7 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
     out->url = openai_url(ctx, ch, path, model);
     out->headers = base_headers(ctx);
     relay_media_outbound(ctx, model, out); /* multipart bodies as received */
-    if (!strcmp(ch->kind, "azure")) {
-        apr_table_setn(out->headers, "api-key", key->secret);
-    }
-    else {
-        apr_table_setn(out->headers, "Authorization",
-                       apr_pstrcat(ctx->r->pool, "Bearer ", key->secret, NULL));
-    }
+    relay_openai_auth(ctx->r->pool, ch, key, out->headers);
     return OK;
 }
 
@@ -348,7 +344,8 @@ static int to_anthropic(relay_ctx_t *ctx, const relay_channel_t *ch,
         ctx->native = 1;
     }
     else if (ctx->chat != NULL && ctx->route->route != RELAY_ROUTE_GEMINI_EMBED
-             && (ctx->route->route == RELAY_ROUTE_CHAT || ctx->route->api != RELAY_API_OPENAI)) {
+             && (ctx->route->route == RELAY_ROUTE_CHAT
+                 || ctx->route->api != RELAY_API_OPENAI)) {
         body = nebula_conv_chat_req_to_anthropic(r->pool, with_model(ctx, ctx->chat, model),
                                                  ANTHROPIC_DEFAULT_MAX, &err);
         if (body == NULL) {
@@ -365,12 +362,7 @@ static int to_anthropic(relay_ctx_t *ctx, const relay_channel_t *ch,
     if (!ctx->native || !raw_body(ctx, out, model)) {
         set_body(ctx, out, body);
     }
-    out->url = apr_pstrcat(r->pool, ch->base_url,
-                           strlen(ch->base_url) >= 3
-                                   && !strcmp(ch->base_url + strlen(ch->base_url) - 3, "/v1")
-                               ? "/messages"
-                               : "/v1/messages",
-                           NULL);
+    out->url = relay_v1_url(r->pool, ch->base_url, "/v1/messages");
     out->headers = base_headers(ctx);
     apr_table_setn(out->headers, "x-api-key", key->secret);
     apr_table_setn(out->headers, "anthropic-version",

@@ -707,21 +707,11 @@ static apr_table_t *upstream_headers(relay_ctx_t *ctx, const relay_channel_t *ch
     if (ch->headers) {
         apr_table_overlap(h, ch->headers, APR_OVERLAP_TABLES_SET);
     }
-    apr_table_setn(h, "Authorization", apr_pstrcat(r->pool, "Bearer ", key->secret, NULL));
+    relay_openai_auth(r->pool, ch, key, h);
     apr_table_setn(h, "Sec-WebSocket-Key", wskey);
     apr_table_setn(h, "Sec-WebSocket-Version", "13");
     /* no Sec-WebSocket-Extensions: no compression, the frames stay readable */
     return h;
-}
-
-static apr_interval_time_t channel_timeout(relay_ctx_t *ctx, const relay_channel_t *ch)
-{
-    const relay_dir_conf_t *dc = relay_config_dir(ctx->r);
-
-    if (ch->timeout_ms > 0) {
-        return apr_time_from_msec(ch->timeout_ms);
-    }
-    return dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT : dc->timeout;
 }
 
 /* Open the upstream's WebSocket on @a ch. OK with *@a pup switched;
@@ -740,13 +730,16 @@ static int upstream_open(relay_ctx_t *ctx, const relay_channel_t *ch,
 
     *body = NULL;
     ctx->req.upstream_model = relay_channel_map_model(r, ch, ctx->req.model);
-    url = apr_pstrcat(r->pool, ch->base_url, "/v1/realtime?model=",
-                      ap_escape_urlencoded(r->pool, ctx->req.upstream_model), NULL);
+    url = relay_v1_url(r->pool, ch->base_url,
+                       apr_pstrcat(r->pool, "/v1/realtime?model=",
+                                   ap_escape_urlencoded(r->pool, ctx->req.upstream_model),
+                                   NULL));
     if (apr_generate_random_bytes(nonce, sizeof(nonce)) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_base64_encode(wskey, (const char *)nonce, sizeof(nonce));
-    if ((rc = relay_upstream_open(r, url, ch->proxy, channel_timeout(ctx, ch), &up)) != OK) {
+    rc = relay_upstream_open(r, url, ch->proxy, relay_attempt_timeout(ctx, ch), &up);
+    if (rc != OK) {
         return HTTP_BAD_GATEWAY;
     }
     if ((rc = relay_upstream_send_upgrade(up, "websocket",
@@ -960,7 +953,7 @@ int relay_realtime_serve(relay_ctx_t *ctx)
         s->up = up;
         s->bb = apr_brigade_create(s->pool, s->cc->bucket_alloc);
         relay_stats_stream(1);
-        session_run(s, channel_timeout(ctx, ctx->channel));
+        session_run(s, relay_attempt_timeout(ctx, ctx->channel));
         relay_stats_stream(-1);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "realtime session %s ended (%s): %d responses, cost %" APR_INT64_T_FMT,
