@@ -210,7 +210,9 @@ static db_cache_t *db_cache(nebula_ap_db_t *db)
 /* Note a failed statement: the connection may be reconnected under us. */
 static void db_failed(nebula_ap_db_t *db)
 {
-    if (db->dialect != NEBULA_DBD_SQLITE) {
+    /* db->dbd is NULL when no other connection could be had after a
+     * reborrow: the old one was given back already marked stale */
+    if (db->dialect != NEBULA_DBD_SQLITE && db->dbd != NULL) {
         db_cache(db)->stale = 1;
     }
 }
