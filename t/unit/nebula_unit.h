@@ -30,5 +30,7 @@ Suite *unit_period_suite(void);
 Suite *unit_conv_anthropic_suite(void);
 Suite *unit_conv_gemini_suite(void);
 Suite *unit_conv_responses_suite(void);
+Suite *unit_gov_text_suite(void);
+Suite *unit_gov_detect_suite(void);
 
 #endif /* NEBULA_UNIT_H */
