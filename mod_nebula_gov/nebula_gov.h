@@ -12,6 +12,10 @@
  * A hook returns OK after filling @a decision when it decided, DECLINED when
  * it has no opinion; the relay runs all hooks and stops at the first that sets
  * a BLOCK decision.
+ *
+ * nebula_gov_done runs once the request has ended (before the request log
+ * row is written; hooks return OK or DECLINED, nothing else): limits count the tokens really used and release what the
+ * request held (a concurrent stream slot).
  */
 #ifndef NEBULA_GOV_H
 #define NEBULA_GOV_H
@@ -19,6 +23,8 @@
 #include <httpd.h>
 #include <apr_hooks.h>
 #include <apr_optional_hooks.h>
+#include <apr_optional.h>
+#include <jansson.h>
 #include "nebula_types.h"
 
 /* Linkage of the hook's functions: plain C, kept private to each DSO by its
@@ -30,5 +36,28 @@
 APR_DECLARE_EXTERNAL_HOOK(ap, NEBULA, int, nebula_gov_check,
                           (request_rec *r, nebula_req_t *req,
                            nebula_decision_t *decision))
+
+APR_DECLARE_EXTERNAL_HOOK(ap, NEBULA, int, nebula_gov_done,
+                          (request_rec *r, const nebula_reqlog_t *log))
+
+/**
+ * mod_nebula_relay's host-wide generation of configuration data: it changes
+ * whenever the admin API changes anything cached (on this host at once, on
+ * others through Redis). Governance reloads its policies and limits when it
+ * differs from the one they were read at. Absent without the relay.
+ */
+APR_DECLARE_OPTIONAL_FN(apr_uint32_t, nebula_relay_generation, (void));
+
+/**
+ * Evaluate the policies for @a req without effects (nothing audited, no
+ * limit counted): the admin API's policy test. @a extra (may be NULL) is a
+ * JSON array of policy specs to evaluate as well, as if stored. Returns
+ * NULL and sets *@a trace to a new JSON object:
+ * {"decision": {...}, "hits": [...], "evaluated": n}; or an error message
+ * (a policy in @a extra is invalid).
+ */
+APR_DECLARE_OPTIONAL_FN(const char *, nebula_gov_evaluate,
+                        (request_rec *r, const nebula_req_t *req, const json_t *extra,
+                         json_t **trace));
 
 #endif /* NEBULA_GOV_H */

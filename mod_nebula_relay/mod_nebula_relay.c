@@ -24,6 +24,15 @@ APR_IMPLEMENT_OPTIONAL_HOOK_RUN_ALL(ap, NEBULA, int, nebula_gov_check,
                                     (request_rec * r, nebula_req_t *req,
                                      nebula_decision_t *decision),
                                     (r, req, decision), OK, DECLINED)
+APR_IMPLEMENT_OPTIONAL_HOOK_RUN_ALL(ap, NEBULA, int, nebula_gov_done,
+                                    (request_rec * r, const nebula_reqlog_t *log), (r, log),
+                                    OK, DECLINED)
+
+/* nebula_gov.h: the generation governance reloads its data at */
+static apr_uint32_t nebula_relay_generation(void)
+{
+    return relay_gen_current();
+}
 
 static int relay_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
@@ -99,6 +108,7 @@ static void relay_register_hooks(apr_pool_t *p)
     ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(relay_admin_handler, NULL, NULL, APR_HOOK_MIDDLE); /* NebulaAdmin */
     relay_status_register();
+    APR_REGISTER_OPTIONAL_FN(nebula_relay_generation);
 }
 
 module AP_MODULE_DECLARE_DATA nebula_relay_module = {

@@ -29,6 +29,7 @@ static relay_ctx_t *ctx_create(request_rec *r, const relay_route_t *route)
     ctx->req.request_id = nebula_id_uuid7(r->pool);
     ctx->req.proto = route->proto;
     ctx->req.client_ip = r->useragent_ip;
+    ctx->req.route = relay_route_name(route->route);
     ctx->req.received = r->request_time;
     ctx->req.max_output_tokens = -1;
     ctx->req.calls = 1;
@@ -69,6 +70,7 @@ static int read_json(relay_ctx_t *ctx)
     }
     ctx->raw_body = body;
     ctx->raw_len = len;
+    ctx->req.body_bytes = (apr_off_t)len;
     if (form) {
         return relay_media_form(ctx);
     }

@@ -8,6 +8,7 @@
 #include "nebula_ap_db.h"
 #include "nebula_ap_reqlog.h"
 #include "nebula_billing.h"
+#include "nebula_gov.h"
 
 #define I64(p, v) apr_psprintf((p), "%" APR_INT64_T_FMT, (apr_int64_t)(v))
 
@@ -81,10 +82,11 @@ void relay_log_request(relay_ctx_t *ctx)
     relay_stats_request();
     relay_log_settle(ctx);
     set_env(ctx);
+    log_record(ctx, now, &log);
+    ap_run_nebula_gov_done(r, &log); /* limits count what was used */
     if ((db = nebula_ap_db_open(p, r->server)) == NULL) {
         return;
     }
-    log_record(ctx, now, &log);
     if (!ctx->logged && nebula_ap_reqlog_insert(db, p, &log, 0, 0, &err) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "NEB01060: cannot write the request log row %s: %s",

@@ -235,6 +235,9 @@ const relay_route_t *relay_route_match(request_rec *r, const char **arg);
 const relay_route_t *relay_route_chat(void);
 /** The route entry for @a which. */
 const relay_route_t *relay_route_get(relay_route_e which);
+/** The route's name in policies and the audit log: "chat", "messages" ...
+ *  (docs/governance.md lists them). */
+const char *relay_route_name(relay_route_e which);
 /** The request note naming the client's API family for error bodies. */
 #define RELAY_NOTE_API NEBULA_AP_NOTE_API
 

@@ -177,6 +177,21 @@ const relay_route_t *relay_route_get(relay_route_e which)
     return route_of(which);
 }
 
+/* The names governance policies (scope "routes", matcher "route") and the
+ * audit log use, in relay_route_e's order. */
+static const char *const route_names[] = {
+    "none", "chat", "completions", "embeddings", "moderations", "models", "model",
+    "billing", "billing", "messages", "count_tokens", "gemini_generate", "gemini_stream",
+    "gemini_count", "gemini_embed", "gemini_models", "responses", "response", "realtime",
+    "rerank", "images", "image_edits", "image_variations", "speech", "transcriptions",
+    "translations"};
+
+const char *relay_route_name(relay_route_e which)
+{
+    return (unsigned)which < sizeof(route_names) / sizeof(route_names[0])
+               ? route_names[which] : "none";
+}
+
 const relay_route_t *relay_route_chat(void)
 {
     return route_of(RELAY_ROUTE_CHAT);

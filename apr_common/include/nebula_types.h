@@ -63,7 +63,11 @@ typedef struct nebula_req_t {
     apr_int64_t user_id;
     const char *group;          /**< the key's group */
     const char *client_ip;
-    const char *prompt_text;    /**< flattened text view, for policy matching */
+    const char *route;          /**< the route's name: "chat", "messages" ... */
+    apr_off_t body_bytes;       /**< size of the request body as received */
+    const char *prompt_text;    /**< flattened text view, for policy matching:
+                                     system, user, assistant and tool text of
+                                     every protocol's body, one part a line */
     apr_int64_t prompt_tokens_estimate;
     apr_int64_t max_output_tokens; /**< what the client allows; -1 unknown */
     apr_int64_t calls;          /**< units of a per-call price (images: n); 1 */
@@ -94,6 +98,22 @@ typedef enum {
     NEBULA_DECIDE_REDACT
 } nebula_decision_e;
 
+/**
+ * Text rewriting governance asks of the relay. The relay calls @a fn on each
+ * text string of the request body (REDACT: message contents, system prompt,
+ * tool results ... of whatever protocol) or on each piece of completion text
+ * before it reaches the client (the output scan). @a fn returns the text to
+ * use instead, from @a p, or NULL to keep it; an output scan sets *@a stop to
+ * end the response there with a well-formed final event (the text returned,
+ * if any, is still delivered first).
+ */
+typedef struct nebula_text_rewrite_t {
+    const char *(*fn)(struct nebula_text_rewrite_t *rw, apr_pool_t *p,
+                      const char *text, apr_size_t len, apr_size_t *out_len, int *stop);
+    void *baton;
+    const char *stop_message;   /**< why an output scan stopped, for the log */
+} nebula_text_rewrite_t;
+
 typedef struct nebula_decision_t {
     nebula_decision_e action;
     int http_status;            /**< for BLOCK: 403, 429 ... */
@@ -101,7 +121,12 @@ typedef struct nebula_decision_t {
     const char *message;        /**< shown to the client for BLOCK */
     const char *model;          /**< for DOWNGRADE: the model to use instead */
     const char *group;          /**< for REROUTE: the group to route through */
+    const char *channel;        /**< for REROUTE: the name of the channel to use */
     const char *policy;         /**< name of the policy that decided */
+    /** Non-terminal rewriting, with any action above: the request's text
+     *  (redaction before it leaves) and the completion's (output scan). */
+    nebula_text_rewrite_t *redact;
+    nebula_text_rewrite_t *output;
 } nebula_decision_t;
 
 #endif /* NEBULA_TYPES_H */
