@@ -683,48 +683,55 @@ static int gov_span_cmp(const void *a, const void *b)
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
+void nebula_gov_spans_keep(apr_array_header_t *kept, const nebula_gov_span_t *add, int n)
+{
+    int i, nkept = kept->nelts;
+
+    for (i = 0; i < n; ++i) {
+        const nebula_gov_span_t *s = &add[i];
+        int lo = 0, hi = nkept;
+
+        /* kept is sorted and free of overlaps (so its ends ascend too): the
+         * first kept span ending after s starts is the only one that may
+         * overlap it */
+        while (lo < hi) {
+            int mid = lo + (hi - lo) / 2;
+
+            if (APR_ARRAY_IDX(kept, mid, nebula_gov_span_t).end <= s->start) {
+                lo = mid + 1;
+            }
+            else {
+                hi = mid;
+            }
+        }
+        if (lo == nkept || APR_ARRAY_IDX(kept, lo, nebula_gov_span_t).start >= s->end) {
+            *(nebula_gov_span_t *)apr_array_push(kept) = *s;
+        }
+    }
+    if (kept->nelts > 1) {
+        qsort(kept->elts, kept->nelts, sizeof(nebula_gov_span_t), gov_span_cmp);
+    }
+}
+
 int nebula_gov_detect(apr_pool_t *p, const char *text, apr_size_t len, unsigned mask,
                       apr_array_header_t **spans)
 {
     apr_array_header_t *all = apr_array_make(p, 8, sizeof(nebula_gov_span_t));
     apr_array_header_t *kept = apr_array_make(p, 8, sizeof(nebula_gov_span_t));
     unsigned d;
-    int i;
 
     /* one detector at a time, highest priority first; each list is in order
-     * of start and free of overlaps within itself, and the kept spans are
-     * sorted again after each detector (then their ends ascend too) */
+     * of start and free of overlaps within itself */
     for (d = 1; d < NEBULA_GOV_DET_ALL; d <<= 1) {
-        int from, nkept = kept->nelts;
+        int from;
 
         if (!(mask & d)) {
             continue;
         }
         from = all->nelts;
         nebula_gov_detect_one(d, text, len, all);
-        for (i = from; i < all->nelts; ++i) {
-            nebula_gov_span_t *s = &APR_ARRAY_IDX(all, i, nebula_gov_span_t);
-            int lo = 0, hi = nkept;
-
-            /* the first kept span ending after s starts */
-            while (lo < hi) {
-                int mid = lo + (hi - lo) / 2;
-
-                if (APR_ARRAY_IDX(kept, mid, nebula_gov_span_t).end <= s->start) {
-                    lo = mid + 1;
-                }
-                else {
-                    hi = mid;
-                }
-            }
-            if (lo == nkept ||
-                APR_ARRAY_IDX(kept, lo, nebula_gov_span_t).start >= s->end) {
-                *(nebula_gov_span_t *)apr_array_push(kept) = *s;
-            }
-        }
-        if (kept->nelts > 1) {
-            qsort(kept->elts, kept->nelts, sizeof(nebula_gov_span_t), gov_span_cmp);
-        }
+        nebula_gov_spans_keep(kept, &APR_ARRAY_IDX(all, from, nebula_gov_span_t),
+                              all->nelts - from);
     }
     *spans = kept;
     return kept->nelts;

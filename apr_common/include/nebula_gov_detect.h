@@ -95,6 +95,12 @@ int nebula_gov_detect_one(nebula_gov_detector_e d, const char *text, apr_size_t 
 int nebula_gov_detect(apr_pool_t *p, const char *text, apr_size_t len, unsigned mask,
                       apr_array_header_t **spans);
 
+/** Add to @a kept (sorted by start, free of overlaps) each of the @a n
+ *  spans of @a add that overlaps none of it; @a kept stays sorted. Calling
+ *  it once per detector, highest priority first, resolves overlaps as
+ *  nebula_gov_detect() does. */
+void nebula_gov_spans_keep(apr_array_header_t *kept, const nebula_gov_span_t *add, int n);
+
 /** Helpers, exposed for tests and for rules that validate captured values:
  *  the Luhn check over the digits of @a s (other bytes ignored; false with
  *  fewer than 2 digits), and the GB 11643 check of an 18-character id. */

@@ -65,6 +65,7 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 #include <jansson.h>
+#include "nebula_gov_detect.h"
 
 typedef enum {
     NEBULA_GOV_STAGE_REQUEST = 1,

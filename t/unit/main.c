@@ -74,6 +74,7 @@ int main(void)
     srunner_add_suite(sr, unit_conv_responses_suite());
     srunner_add_suite(sr, unit_gov_text_suite());
     srunner_add_suite(sr, unit_gov_detect_suite());
+    srunner_add_suite(sr, unit_gov_policy_suite());
     srunner_set_tap(sr, "-");
     srunner_run_all(sr, CK_SILENT);
     failed = srunner_ntests_failed(sr);

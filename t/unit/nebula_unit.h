@@ -32,5 +32,6 @@ Suite *unit_conv_gemini_suite(void);
 Suite *unit_conv_responses_suite(void);
 Suite *unit_gov_text_suite(void);
 Suite *unit_gov_detect_suite(void);
+Suite *unit_gov_policy_suite(void);
 
 #endif /* NEBULA_UNIT_H */
