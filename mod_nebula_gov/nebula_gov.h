@@ -56,8 +56,21 @@ APR_DECLARE_OPTIONAL_FN(apr_uint32_t, nebula_relay_generation, (void));
  * {"decision": {...}, "hits": [...], "evaluated": n}; or an error message
  * (a policy in @a extra is invalid).
  */
-APR_DECLARE_OPTIONAL_FN(const char *, nebula_gov_evaluate,
+APR_DECLARE_OPTIONAL_FN(const char *, nebula_gov_policy_test,
                         (request_rec *r, const nebula_req_t *req, const json_t *extra,
                          json_t **trace));
+
+/**
+ * The policies declared in @a s's configuration (<NebulaPolicy> sections),
+ * as a new JSON array of canonical specs: the admin API lists them
+ * read-only. Absent without mod_nebula_gov.
+ */
+APR_DECLARE_OPTIONAL_FN(json_t *, nebula_gov_config_policies, (server_rec *s));
+
+/** The request note through which the policy test (POST /api/policies/test)
+ *  gives nebula_gov_policy_test the sample request's country (ISO alpha-2,
+ *  upper case); where set, it stands for what the country matcher would
+ *  otherwise learn from the client's address or headers. */
+#define NEBULA_GOV_NOTE_COUNTRY "nebula-gov-country"
 
 #endif /* NEBULA_GOV_H */

@@ -46,6 +46,15 @@ static const admin_route_t routes[] = {
     {"GET", "/api/logs", admin_logs_list, 0},
     {"GET", "/api/logs/{uuid}", admin_logs_get, 0},
     {"GET", "/api/stats/usage", admin_stats_usage, 0},
+    /* governance: operators read (the handlers check), admin and root write */
+    {"GET", "/api/policies", admin_policies_list, ROUTE_ANY_ROLE},
+    {"POST", "/api/policies", admin_policies_create, 0},
+    {"POST", "/api/policies/test", admin_policies_test, ROUTE_ANY_ROLE},
+    {"GET", "/api/policies/{name}", admin_policies_get, ROUTE_ANY_ROLE},
+    {"PATCH", "/api/policies/{name}", admin_policies_patch, 0},
+    {"DELETE", "/api/policies/{name}", admin_policies_delete, 0},
+    {"GET", "/api/audit", admin_audit_list, ROUTE_ANY_ROLE},
+    {"GET", "/api/audit/export", admin_audit_export, ROUTE_ANY_ROLE},
     {NULL, NULL, NULL, 0}};
 
 /* every route table, searched in order: the core's, then each area's */

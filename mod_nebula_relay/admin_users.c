@@ -46,7 +46,7 @@ static const admin_col_t user_cols[] = {
     {"updated_at", NULL, ADMIN_COL_INT},
     {NULL, NULL, 0}};
 
-static const char *const roles[] = {"user", "admin", "root", NULL};
+static const char *const roles[] = {"user", "operator", "admin", "root", NULL};
 static const char *const statuses[] = {"active", "disabled", NULL};
 static const char *const list_statuses[] = {"active", "disabled", "deleted", NULL};
 
@@ -185,7 +185,7 @@ int admin_users_list(admin_req_t *a)
     admin_query_str(a, "role", 16, &role);
     admin_query_str(a, "status", 16, &status);
     if (role && !in_list(roles, role)) {
-        admin_invalid(a, "role", "'role' must be one of: user, admin, root");
+        admin_invalid(a, "role", "'role' must be one of: user, operator, admin, root");
     }
     if (status && !in_list(list_statuses, status)) {
         admin_invalid(a, "status", "'status' must be one of: active, disabled, deleted");

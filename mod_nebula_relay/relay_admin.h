@@ -396,4 +396,23 @@ void admin_logs_filters(admin_req_t *a, admin_sql_t *w, int with_status);
 /** from/to (Unix ms) from the query; untouched when absent. */
 int admin_logs_range(admin_req_t *a, apr_int64_t *from, apr_int64_t *to);
 
+/* ---- admin_export.c ------------------------------------------------------ */
+/**
+ * Answer with the rows of @a w (its FROM @a table and WHERE, as the list
+ * route filters) as an attachment "<name>.csv" or "<name>.jsonl" (@a format
+ * "csv" or "jsonl"), streamed in batches up to the highest id at the start.
+ * Returns OK (errors answered or, once streaming, logged with NEB01532 and
+ * the response broken off).
+ */
+int admin_export(admin_req_t *a, const admin_sql_t *w, const char *table,
+                 const admin_col_t *cols, const char *format, const char *name);
+
+/* ---- governance: policies (admin_policies.c), the audit log (admin_audit.c) */
+admin_handler_fn admin_policies_list, admin_policies_create, admin_policies_get,
+    admin_policies_patch, admin_policies_delete, admin_policies_test;
+admin_handler_fn admin_audit_list, admin_audit_export;
+/** Whether the principal may read policies and the audit log (operator,
+ *  admin, root): 1, or 0 after sending 403. */
+int admin_policies_may_read(admin_req_t *a);
+
 #endif /* RELAY_ADMIN_H */

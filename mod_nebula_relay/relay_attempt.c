@@ -173,6 +173,13 @@ static int no_channel(relay_ctx_t *ctx)
     int i;
 
     ctx->end_reason = "no_channel";
+    if (ctx->gov_channel) {
+        ctx->error = "the channel a policy reroutes to is not available";
+        return nebula_ap_error(ctx->r, HTTP_SERVICE_UNAVAILABLE, "server_error",
+                               "no_available_channel", NULL,
+                               "The channel '%s' that policy routes this request to cannot "
+                               "serve it right now.", ctx->gov_channel);
+    }
     for (i = 0; i < models->nelts; ++i) {
         if (!strcmp(APR_ARRAY_IDX(models, i, const char *), ctx->req.model)) {
             ctx->error = "no available channel";
@@ -189,19 +196,37 @@ static int no_channel(relay_ctx_t *ctx)
                            ctx->req.model);
 }
 
+/* The one channel a key or a policy names, unless it was tried already. */
+static const relay_channel_t *only(const relay_channel_t *ch, int n,
+                                   const apr_array_header_t *tried)
+{
+    int i;
+
+    for (i = 0; ch && i < tried->nelts; ++i) {
+        if (APR_ARRAY_IDX(tried, i, apr_int64_t) == ch->id) {
+            return NULL;
+        }
+    }
+    return n == 0 ? ch : NULL;
+}
+
 static const relay_channel_t *next_channel(relay_ctx_t *ctx, int n,
                                            const apr_array_header_t *tried)
 {
+    if (ctx->gov_channel) { /* a policy's reroute names the channel */
+        const relay_channel_t *ch = relay_channel_by_name(ctx->r, ctx->snap, ctx->gov_channel);
+        return only(ch && !strcmp(ch->status, "enabled") ? ch : NULL, n, tried);
+    }
     if (ctx->key->forced_channel) {
-        const relay_channel_t *ch = relay_channel_by_id(ctx->snap, ctx->key->forced_channel);
-        return n == 0 ? ch : NULL;
+        return only(relay_channel_by_id(ctx->snap, ctx->key->forced_channel), n, tried);
     }
     return relay_channel_select(ctx->r, ctx->snap, ctx->group, ctx->req.model, n, tried);
 }
 
 static int attempts_loop(relay_ctx_t *ctx)
 {
-    int retries = ctx->key->forced_channel ? 0 : relay_config_srv(ctx->r->server)->retries;
+    int retries = ctx->key->forced_channel || ctx->gov_channel
+                      ? 0 : relay_config_srv(ctx->r->server)->retries;
     apr_array_header_t *tried = apr_array_make(ctx->r->pool, 4, sizeof(apr_int64_t));
     apr_array_header_t *tried_keys = apr_array_make(ctx->r->pool, 4, sizeof(apr_int64_t));
     last_error_t last = {0};

@@ -355,6 +355,20 @@ const relay_channel_t *relay_channel_by_id(const relay_snapshot_t *snap, apr_int
     return apr_hash_get(snap->channels, &id, sizeof(id));
 }
 
+const relay_channel_t *relay_channel_by_name(request_rec *r, const relay_snapshot_t *snap,
+                                             const char *name)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(r->pool, snap->channels); hi; hi = apr_hash_next(hi)) {
+        const relay_channel_t *ch = apr_hash_this_val(hi);
+        if (!strcmp(ch->name, name)) {
+            return ch;
+        }
+    }
+    return NULL;
+}
+
 const char *relay_channel_map_model(request_rec *r, const relay_channel_t *ch,
                                     const char *model)
 {

@@ -95,6 +95,7 @@ static int read_params(relay_ctx_t *ctx)
     }
     apr_table_setn(r->subprocess_env, "NEBULA_MODEL", ctx->req.model);
     ctx->req.prompt_tokens_estimate = relay_tokens_prompt(ctx);
+    ctx->req.prompt_text = relay_prompt_text(r->pool, ctx->route, ctx->body);
     if (!relay_auth_model_allowed(ctx->key, ctx->req.model)) {
         return nebula_ap_error(r, HTTP_FORBIDDEN, "permission_error", "model_not_allowed",
                                "model", "This API key may not use the model '%s'.",
@@ -121,35 +122,44 @@ static int idempotency(relay_ctx_t *ctx)
     return rc;
 }
 
-/* Governance: every hook may block, downgrade the model or reroute. */
+/* Governance: every hook may block, downgrade the model, reroute, redact
+ * the request and scan the completion. */
 int relay_govern(relay_ctx_t *ctx)
 {
     nebula_decision_t d = {0};
 
     ap_run_nebula_gov_check(ctx->r, &ctx->req, &d);
-    switch (d.action) {
-    case NEBULA_DECIDE_BLOCK:
+    if (d.action == NEBULA_DECIDE_BLOCK) {
         ctx->end_reason = "blocked";
         ctx->error = d.policy;
         return nebula_ap_error(ctx->r, d.http_status ? d.http_status : HTTP_FORBIDDEN,
                                d.error_type ? d.error_type : "policy_violation",
-                               "blocked_by_policy", NULL, "%s",
+                               d.http_status == HTTP_TOO_MANY_REQUESTS ? "rate_limit_exceeded"
+                                                                       : "blocked_by_policy",
+                               NULL, "%s",
                                d.message ? d.message : "The request was blocked by policy.");
-    case NEBULA_DECIDE_DOWNGRADE:
-        if (d.model) {
-            ctx->req.model = d.model;
-            if (ctx->body) { /* a Realtime session has none */
-                json_object_set_new(ctx->body, "model", json_string(d.model));
-            }
+    }
+    if (d.action == NEBULA_DECIDE_DOWNGRADE && d.model) {
+        ctx->req.model = d.model;
+        if (ctx->body && ctx->route->api != RELAY_API_GEMINI) {
+            /* a Realtime session has no body; Gemini's model is in the path */
+            json_object_set_new(ctx->body, "model", json_string(d.model));
         }
-        break;
-    case NEBULA_DECIDE_REROUTE:
+        if (ctx->chat && ctx->chat != ctx->body) {
+            json_object_set_new(ctx->chat, "model", json_string(d.model));
+        }
+    }
+    else if (d.action == NEBULA_DECIDE_REROUTE) {
         if (d.group) {
             ctx->group = d.group;
         }
-        break;
-    default:
-        break;
+        ctx->gov_channel = d.channel;
+    }
+    if (d.redact && d.redact->fn) {
+        relay_gov_redact(ctx, d.redact);
+    }
+    if (d.output && d.output->fn) {
+        ctx->output_rw = d.output;
     }
     return OK;
 }

@@ -338,6 +338,9 @@ const relay_channel_t *relay_select_channel(request_rec *r, const apr_array_head
  *  those in @a tried (relay_chkey_t ids); NULL when none is usable. */
 const relay_chkey_t *relay_channel_key(request_rec *r, const relay_channel_t *ch,
                                        const apr_array_header_t *tried);
+/** The channel called @a name in @a snap, or NULL (a policy's reroute). */
+const relay_channel_t *relay_channel_by_name(request_rec *r, const relay_snapshot_t *snap,
+                                             const char *name);
 /** The upstream model for @a model on @a ch (chained mapping, cycle-safe). */
 const char *relay_channel_map_model(request_rec *r, const relay_channel_t *ch,
                                     const char *model);
@@ -384,6 +387,11 @@ typedef struct {
     struct apr_bucket_brigade *out;
     nebula_buf_t text;           /**< completion text delivered (for counting) */
     struct relay_media_t *media; /**< media routes: what relay_media.c learnt */
+    /* governance's decision, carried out by the relay (relay_gov.c) */
+    int redacted;                /**< the body was redacted: re-serialise it */
+    nebula_text_rewrite_t *output_rw; /**< the output scan, NULL without one */
+    int gov_stop;                /**< the output scan ended the answer */
+    const char *gov_channel;     /**< reroute: the channel named by a policy */
 } relay_ctx_t;
 
 /* relay_handler.c */
@@ -414,6 +422,21 @@ int relay_attempt_extend(relay_ctx_t *ctx);
 int relay_send_json(request_rec *r, json_t *j);
 /** The routes answered from the gateway's own data: models, billing. */
 int relay_info_route(relay_ctx_t *ctx, const char *arg);
+
+/* relay_gov.c */
+/** The text policies read: every text string of @a body (any protocol), one
+ *  per line; "" when there is none. */
+const char *relay_prompt_text(apr_pool_t *p, const relay_route_t *route, json_t *body);
+/** Rewrite the text strings of the body (and of its chat pivot) through
+ *  @a rw; returns how many changed (then ctx->redacted is set). */
+int relay_gov_redact(relay_ctx_t *ctx, nebula_text_rewrite_t *rw);
+/** Pass the completion text of @a j (an answer or stream event in any
+ *  protocol) through the output scan, in place: non-zero when something
+ *  changed or the scan stopped the answer (then ctx->gov_stop is set). */
+int relay_gov_output(relay_ctx_t *ctx, json_t *j);
+/** A complete answer the output scan stopped: its text emptied and its
+ *  finish reason set to the protocol's content filter. */
+void relay_gov_withhold(relay_ctx_t *ctx, json_t *answer);
 
 /* relay_dispatch.c */
 /** Serve an API route: auth, body, govern, select, attempts, respond, log. */

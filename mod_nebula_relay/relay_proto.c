@@ -251,7 +251,7 @@ static void set_body(relay_ctx_t *ctx, relay_outbound_t *out, json_t *body)
  * block's signature, number formats, fields the gateway does not know). */
 static int raw_body(relay_ctx_t *ctx, relay_outbound_t *out, const char *model)
 {
-    if (ctx->raw_body == NULL || ctx->client_model == NULL
+    if (ctx->raw_body == NULL || ctx->client_model == NULL || ctx->redacted
         || strcmp(model, ctx->client_model) || strcmp(ctx->req.model, ctx->client_model)) {
         return 0;
     }
@@ -294,8 +294,12 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
         body = with_model(ctx, ctx->body, model);
         ctx->native = 1;
     }
-    else if (route == RELAY_ROUTE_RESPONSES && !strcmp(ch->kind, "openai")) {
-        /* Azure serves Responses outside its deployment paths: converted */
+    else if (route == RELAY_ROUTE_RESPONSES && !strcmp(ch->kind, "openai")
+             && (ctx->output_rw == NULL || ctx->chat == NULL)) {
+        /* Azure serves Responses outside its deployment paths: converted;
+         * so is a request with an output scan when it has a chat form (a
+         * stopped answer then ends with the converter's
+         * response.incomplete) */
         path = "/v1/responses";
         body = with_model(ctx, ctx->body, model);
         ctx->native = 1;
@@ -405,7 +409,7 @@ static int to_gemini(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
              : ctx->req.stream                 ? ":streamGenerateContent?alt=sse"
                                                : ":generateContent";
     ctx->up_api = RELAY_API_GEMINI;
-    if (ctx->native && ctx->raw_body) { /* the model is in the URL */
+    if (ctx->native && ctx->raw_body && !ctx->redacted) { /* the model is in the URL */
         out->body = ctx->raw_body;
         out->len = ctx->raw_len;
     }

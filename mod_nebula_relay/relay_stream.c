@@ -53,6 +53,10 @@ typedef struct {
     apr_array_header_t *converted; /* nebula_conv_event_t: a2c / g2c output */
     apr_array_header_t *events;   /* nebula_conv_event_t: for the client */
     int items;         /* Gemini JSON-array stream: items written */
+    /* a native Anthropic or Gemini stream with an output scan goes through
+     * the chat form like a converted one, so that its text can be rewritten
+     * and a stop ends it with the converter's final events */
+    int pivot;
 } stream_t;
 
 /* Write @a len bytes of one SSE block and flush it to the client. */
@@ -149,13 +153,46 @@ static void chunk_text(stream_t *st, json_t *chunk)
     }
 }
 
+/* The chunk that ends a stream the output scan stopped. */
+static json_t *stop_chunk(stream_t *st)
+{
+    relay_ctx_t *ctx = st->ctx;
+
+    return nebula_json_own(
+        ctx->r->pool,
+        json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{}, s:s}]}", "id",
+                  st->id ? st->id : apr_pstrcat(ctx->r->pool, "chatcmpl-",
+                                                ctx->req.request_id, NULL),
+                  "object", "chat.completion.chunk", "created",
+                  (json_int_t)(st->created ? st->created : apr_time_sec(apr_time_now())),
+                  "model", st->model ? st->model : ctx->req.model, "choices", "index", 0,
+                  "delta", "finish_reason", "content_filter"));
+}
+
+/* The output scan over this event's chat chunks: rewritten in place; the
+ * chunk that stops the answer and those after it are dropped, and a
+ * content_filter end takes their place. */
+static void scan_chunks(stream_t *st)
+{
+    relay_ctx_t *ctx = st->ctx;
+    int i;
+
+    for (i = 0; i < st->chunks->nelts && !ctx->gov_stop; ++i) {
+        relay_gov_output(ctx, APR_ARRAY_IDX(st->chunks, i, json_t *));
+        if (ctx->gov_stop) { /* the stopping text is not delivered */
+            st->chunks->nelts = i;
+            *(json_t **)apr_array_push(st->chunks) = stop_chunk(st);
+        }
+    }
+}
+
 /* An OpenAI chunk of a native OpenAI stream (the client's own protocol). */
 static apr_status_t openai_native(stream_t *st, const nebula_sse_event_t *ev, json_t *j)
 {
     relay_ctx_t *ctx = st->ctx;
     json_t *usage;
     apr_size_t delivered;
-    int usage_only;
+    int usage_only, changed;
 
     if (json_object_get(j, "error")) { /* an error event mid-stream: pass it on */
         emit(st, ev->data, ev->data_len);
@@ -170,6 +207,11 @@ static apr_status_t openai_native(stream_t *st, const nebula_sse_event_t *ev, js
         st->saw_usage = relay_openai_usage(ctx, usage);
     }
     usage_only = json_is_object(usage) && json_array_size(json_object_get(j, "choices")) == 0;
+    changed = !ctx->gov_stop && relay_gov_output(ctx, j);
+    if (ctx->gov_stop) { /* the stopping text is not delivered */
+        emit_json(st, NULL, stop_chunk(st));
+        return APR_EINTR;
+    }
     delivered = ctx->text.len;
     chunk_text(st, j);
     if (ctx->text.len > delivered && relay_attempt_extend(ctx)) {
@@ -177,13 +219,15 @@ static apr_status_t openai_native(stream_t *st, const nebula_sse_event_t *ev, js
         st->quota_cut = 1;
         return APR_ENOSPC;
     }
-    if (ctx->client_usage) {
+    if (ctx->client_usage && !changed) {
         emit(st, ev->data, ev->data_len);
     }
-    else if (!usage_only) {
+    else if (!usage_only || ctx->client_usage) {
         /* the client did not ask for usage: no "usage" member at all */
         const char *out;
-        json_object_del(j, "usage");
+        if (!ctx->client_usage) {
+            json_object_del(j, "usage");
+        }
         out = nebula_json_dumps(ctx->r->pool, j, 0);
         emit(st, out, strlen(out));
     }
@@ -296,7 +340,8 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
 {
     stream_t *st = baton;
     relay_ctx_t *ctx = st->ctx;
-    apr_size_t delivered = ctx->text.len;
+    apr_size_t delivered = ctx->text.len, len = ev->data_len;
+    const char *data = ev->data;
     json_t *j;
     int i;
 
@@ -319,6 +364,21 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
     }
     apr_array_clear(st->chunks);
     upstream_chunks(st, ev, j);
+    if (ctx->output_rw && !ctx->gov_stop) {
+        if (ctx->native && !st->pivot) { /* a native Responses event */
+            if (relay_gov_output(ctx, j)) {
+                if (ctx->gov_stop) { /* the stopping text is not delivered */
+                    ctx->text.len = delivered;
+                    return APR_EINTR;
+                }
+                data = nebula_json_dumps(ctx->r->pool, j, 0);
+                len = strlen(data);
+            }
+        }
+        else {
+            scan_chunks(st);
+        }
+    }
     for (i = 0; i < st->chunks->nelts; ++i) {
         chunk_text(st, APR_ARRAY_IDX(st->chunks, i, json_t *));
     }
@@ -327,15 +387,16 @@ static apr_status_t on_event(void *baton, const nebula_sse_event_t *ev)
         st->quota_cut = 1;
         return APR_ENOSPC;
     }
-    if (ctx->native) {
-        /* the upstream's own bytes: nothing re-serialised */
-        emit_named(st, ev->event, ev->data, ev->data_len);
-        return APR_SUCCESS;
+    if (ctx->native && !st->pivot) {
+        /* the upstream's own bytes: nothing re-serialised (unless the
+         * output scan rewrote them) */
+        emit_named(st, ev->event, data, len);
+        return ctx->gov_stop ? APR_EINTR : APR_SUCCESS;
     }
     for (i = 0; i < st->chunks->nelts; ++i) {
         to_client(st, APR_ARRAY_IDX(st->chunks, i, json_t *));
     }
-    return APR_SUCCESS;
+    return ctx->gov_stop ? APR_EINTR : APR_SUCCESS;
 }
 
 /* The usage chunk the client asked for when the upstream sent none. */
@@ -421,7 +482,7 @@ static apr_status_t pump(stream_t *st, relay_upstream_t *up, nebula_sse_parser_t
             return rv;
         }
         if (feed(st, ps, bb) != APR_SUCCESS) {
-            return st->quota_cut ? APR_ENOSPC : APR_EGENERAL;
+            return st->quota_cut ? APR_ENOSPC : ctx->gov_stop ? APR_EINTR : APR_EGENERAL;
         }
         if (rv == APR_EOF) {
             return APR_EOF;
@@ -524,7 +585,9 @@ static void converters_create(stream_t *st)
     else if (ctx->up_api == RELAY_API_GEMINI) {
         st->g2c = nebula_conv_g2c_create(p, ctx->req.upstream_model);
     }
-    if (ctx->native) {
+    st->pivot = ctx->native && ctx->output_rw
+                && (ctx->up_api == RELAY_API_ANTHROPIC || ctx->up_api == RELAY_API_GEMINI);
+    if (ctx->native && !st->pivot) {
         return;
     }
     switch (ctx->route->api) {
@@ -562,8 +625,17 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
     if (!st.saw_usage) {
         relay_usage_estimate(ctx);
     }
-    if (rv == APR_EOF && (st.done || !st.client_gone)) {
-        ctx->end_reason = st.client_gone ? "client_gone" : "complete";
+    if (rv == APR_EINTR && ctx->native && !st.pivot && ctx->up_api == RELAY_API_RESPONSES
+        && !st.client_gone) {
+        /* a native Responses stream the output scan stopped */
+        emit_error(&st, HTTP_BAD_REQUEST, "invalid_request_error", "content_filter",
+                   "The response was stopped by policy.");
+        relay_log_settle(ctx);
+    }
+    else if ((rv == APR_EOF || rv == APR_EINTR) && (st.done || !st.client_gone)) {
+        ctx->end_reason = st.client_gone ? "client_gone"
+                          : ctx->gov_stop  ? "policy_stop"
+                                           : "complete";
         if (ctx->client_usage && (!st.saw_usage || !ctx->native)) {
             synthesize_usage(&st);
         }
@@ -573,7 +645,7 @@ int relay_stream_respond(relay_ctx_t *ctx, relay_upstream_t *up, apr_table_t *he
             ctx->first_byte = apr_time_now();
         }
         relay_log_settle(ctx); /* charged before the client sees the end */
-        if (!ctx->native) {
+        if (!ctx->native || st.pivot) {
             finish_client(&st);
         }
         emit_end(&st);

@@ -123,6 +123,19 @@ static json_t *for_client(relay_ctx_t *ctx, json_t *native, json_t *chat)
     }
 }
 
+/* The output scan over a complete answer in the client's protocol: its text
+ * rewritten, or withheld when the scan stops it. Non-zero when changed. */
+static int output_scan(relay_ctx_t *ctx, json_t *answer)
+{
+    if (!relay_gov_output(ctx, answer)) {
+        return 0;
+    }
+    if (ctx->gov_stop) {
+        relay_gov_withhold(ctx, answer);
+    }
+    return 1;
+}
+
 int relay_read_answer(relay_ctx_t *ctx, relay_upstream_t *up, apr_size_t max, char **buf,
                       apr_size_t *len)
 {
@@ -146,7 +159,7 @@ int relay_send_complete(relay_ctx_t *ctx, int status, const char *ct, const char
     ap_set_content_type(r, ct);
     ap_set_content_length(r, len);
     ctx->first_byte = apr_time_now();
-    ctx->end_reason = "complete";
+    ctx->end_reason = ctx->gov_stop ? "policy_stop" : "complete";
     relay_log_settle(ctx); /* the answer is complete: charge it before it leaves */
     ap_rwrite(buf, (int)len, r);
     return OK;
@@ -184,9 +197,14 @@ int relay_xlate_respond(relay_ctx_t *ctx, relay_upstream_t *up, int status,
             ctx->error = "the upstream's answer could not be converted";
             return HTTP_BAD_GATEWAY;
         }
+        output_scan(ctx, out);
         buf = nebula_json_dumps(r->pool, out, 0);
         len = strlen(buf);
         ct = "application/json";
+    }
+    else if (j != NULL && ctx->output_rw && status < 300 && output_scan(ctx, j)) {
+        buf = nebula_json_dumps(r->pool, j, 0);
+        len = strlen(buf);
     }
     return relay_send_complete(ctx, status, ct, buf, len);
 }

@@ -104,8 +104,8 @@ typedef enum {
  * tool results ... of whatever protocol) or on each piece of completion text
  * before it reaches the client (the output scan). @a fn returns the text to
  * use instead, from @a p, or NULL to keep it; an output scan sets *@a stop to
- * end the response there with a well-formed final event (the text returned,
- * if any, is still delivered first).
+ * end the response there with a well-formed final event (the piece that
+ * stopped it is not delivered).
  */
 typedef struct nebula_text_rewrite_t {
     const char *(*fn)(struct nebula_text_rewrite_t *rw, apr_pool_t *p,
