@@ -3,6 +3,7 @@
 #include <http_core.h>
 #include "gov_private.h"
 #include "nebula_json.h"
+#include "gov_limit.h"
 
 #define GET(add, base, f) (((add)->f == GOV_UNSET) ? (base)->f : (add)->f)
 #define GETP(add, base, f) ((add)->f ? (add)->f : (base)->f)
@@ -56,6 +57,10 @@ void *gov_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->country_env = GETP(add, base, country_env);
     c->country_header = GETP(add, base, country_header);
     c->country_proxies = add->country_header ? add->country_proxies : base->country_proxies;
+    /* rate limits: the main server's apply to every vhost, with the vhost's own */
+    c->limits = !add->limits ? base->limits
+                : !base->limits ? add->limits
+                                : apr_array_append(p, base->limits, add->limits);
     return c;
 }
 
@@ -140,7 +145,28 @@ static const char *set_country_header(cmd_parms *cmd, void *dc, int argc, char *
     return NULL;
 }
 
+/* NebulaRateLimit <key|user|group|model> <value|*> [rpm=N] [tpm=N] [streams=N] */
+static const char *set_rate_limit(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    gov_srv_conf_t *c = ap_get_module_config(cmd->server->module_config,
+                                             &nebula_gov_module);
+    gov_limit_t *l;
+    const char *err = gov_limit_parse_directive(cmd->pool, argc, argv, &l);
+
+    if (err) {
+        return err;
+    }
+    if (c->limits == NULL) {
+        c->limits = apr_array_make(cmd->pool, 4, sizeof(gov_limit_t *));
+    }
+    APR_ARRAY_PUSH(c->limits, gov_limit_t *) = l;
+    return NULL;
+}
+
 const command_rec gov_config_cmds[] = {
+    AP_INIT_TAKE_ARGV("NebulaRateLimit", set_rate_limit, NULL, RSRC_CONF,
+                      "<key|user|group|model> <value|*> [rpm=N] [tpm=N] [streams=N]: a "
+                      "rate or concurrency limit (docs/rate-limits.md)"),
     AP_INIT_FLAG("NebulaGovernance", set_enabled, NULL, RSRC_CONF,
                  "On to apply governance policies on this server (default On)"),
     AP_INIT_TAKE1("NebulaAuditRetention", set_audit_days, NULL, RSRC_CONF,

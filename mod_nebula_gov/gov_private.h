@@ -38,6 +38,9 @@ typedef struct {
     apr_array_header_t *country_env;   /**< NebulaGovCountryEnv names */
     const char *country_header;        /**< NebulaGovCountryHeader name */
     apr_array_header_t *country_proxies; /**< apr_ipsubnet_t * trusted for it */
+    /* rate limits (gov_limit.c) */
+    apr_array_header_t *limits;  /**< NebulaRateLimit: gov_limit_t *, the main
+                                      server's then the vhost's own */
 } gov_srv_conf_t;
 
 void *gov_config_create_srv(apr_pool_t *p, server_rec *s);

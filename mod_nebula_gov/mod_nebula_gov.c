@@ -14,6 +14,7 @@
 #include "gov_private.h"
 #include "nebula_ap.h"
 #include "nebula_gov.h"
+#include "gov_limit.h"
 
 static int gov_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
@@ -45,6 +46,7 @@ static void gov_register_hooks(apr_pool_t *p)
     ap_hook_post_config(gov_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     nebula_ap_register_hooks(gov_child_init);
     gov_check_register();
+    gov_limit_register_hooks(p); /* rate limits: gov_limit.c */
 }
 
 module AP_MODULE_DECLARE_DATA nebula_gov_module = {

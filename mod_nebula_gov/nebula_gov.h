@@ -73,4 +73,19 @@ APR_DECLARE_OPTIONAL_FN(json_t *, nebula_gov_config_policies, (server_rec *s));
  *  otherwise learn from the client's address or headers. */
 #define NEBULA_GOV_NOTE_COUNTRY "nebula-gov-country"
 
+/**
+ * The Redis URL (redis://[:password@]host[:port][/db]) mod_nebula_relay is
+ * configured with for @a s (NebulaRedis), or NULL: rate limits count there
+ * so that all hosts share them. Registered by the relay.
+ */
+APR_DECLARE_OPTIONAL_FN(const char *, nebula_relay_redis_url, (server_rec *s));
+
+/**
+ * The rate limits declared with NebulaRateLimit on any server of this
+ * configuration, as a new JSON array of objects {scope_kind, scope_value,
+ * rpm, tpm, max_streams, enabled, source: "config"}: the admin API lists them
+ * (read-only) next to the table gov_limits. Registered by mod_nebula_gov.
+ */
+APR_DECLARE_OPTIONAL_FN(json_t *, nebula_gov_limits_declared, (apr_pool_t *p));
+
 #endif /* NEBULA_GOV_H */

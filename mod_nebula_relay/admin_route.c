@@ -59,7 +59,8 @@ static const admin_route_t routes[] = {
 
 /* every route table, searched in order: the core's, then each area's */
 static const admin_route_t *const tables[] = {routes, admin_billing_routes,
-                                              admin_plans_routes, admin_caps_routes, NULL};
+                                              admin_plans_routes, admin_caps_routes,
+                                              admin_limits_routes, NULL};
 
 /* A positive decimal id without sign or leading zero, below 2^63. */
 static int parse_id(const char *s, apr_size_t n, apr_int64_t *out)

@@ -105,6 +105,8 @@ extern const admin_route_t admin_billing_routes[];
 extern const admin_route_t admin_plans_routes[];
 /** Usage caps (admin_caps.c). */
 extern const admin_route_t admin_caps_routes[];
+/** Rate limits, /api/rate-limits (admin_limits.c). */
+extern const admin_route_t admin_limits_routes[];
 
 /** The "nebula-admin" handler (NebulaAdmin On). */
 int relay_admin_handler(request_rec *r);

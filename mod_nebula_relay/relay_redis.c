@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <hiredis/hiredis.h>
 #include "relay_private.h"
+#include "nebula_gov.h"
 
 #define REDIS_CHANNEL "nebula:invalidate"
 
@@ -21,6 +22,7 @@ typedef struct {
     int port;
     const char *password;
     int db;
+    const char *url;       /* as configured, for nebula_relay_redis_url */
 } redis_target_t;
 
 static redis_target_t *target;     /* NULL: Redis not configured */
@@ -29,6 +31,15 @@ static apr_thread_t *subscriber;
 static apr_thread_mutex_t *sub_lock; /* guards sub_ctx */
 static redisContext *sub_ctx;        /* the subscriber's connection, for shutdown */
 static server_rec *main_server;
+
+/* nebula_gov.h: where rate limits count across hosts (registered once a
+ * NebulaRedis is parsed) */
+static const char *nebula_relay_redis_url(server_rec *s)
+{
+    const redis_target_t *t = relay_config_srv(s)->redis;
+
+    return t ? t->url : NULL;
+}
 
 const char *relay_redis_parse(apr_pool_t *p, const char *url, void **out)
 {
@@ -44,7 +55,9 @@ const char *relay_redis_parse(apr_pool_t *p, const char *url, void **out)
     t->port = uri.port ? uri.port : 6379;
     t->password = uri.password && *uri.password ? uri.password : NULL;
     t->db = uri.path && uri.path[0] == '/' && uri.path[1] ? atoi(uri.path + 1) : 0;
+    t->url = apr_pstrdup(p, url);
     *out = t;
+    APR_REGISTER_OPTIONAL_FN(nebula_relay_redis_url);
     return NULL;
 }
 

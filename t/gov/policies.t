@@ -16,7 +16,7 @@ use NebulaAdmin qw(admin api new_key new_user new_channel mock_records);
 use NebulaBilling qw(billed_setup billed_chat wallet ledger_rows);
 use NebulaGov qw(policy audit_of gov_post);
 
-plan tests => 80;
+plan tests => 86;
 
 my $n = 0;
 # A model of its own, a channel serving it (and any extra models), a key.
@@ -134,6 +134,20 @@ sub upstream_body { my $r = mock_records($_[0], 1)->[-1] // {}; return $r->{body
         { contents => [{ role => 'user', parts => [{ text => 'pay with 5555-5555-5555-4444 now' }] }] });
     is($res->code, 200, 'native Gemini channel: served');
     like(upstream_body($gtag), qr/pay with # now/, '... the part redacted');
+}
+
+# ---- the secret and phone detectors block --------------------------------
+{
+    my ($m, $key, $tag) = setup(name => 'secrets');
+    policy('secrets', scope => { models => [$m] },
+           match => [{ type => 'detector', detectors => ['secret', 'phone'] }],
+           action => { type => 'block', status => 400, message => 'No secrets or phone numbers.' });
+    is(chat($key, $m, 'my key is sk-proj-' . ('aB3xK9mQ2vL7' x 3))->code, 400, 'secret detector: an API key is refused');
+    is(chat($key, $m, 'AKIAIOSFODNN7EXAMPLE is the id')->code, 400, '... an AWS key id too');
+    is(chat($key, $m, 'call me on +44 20 7946 0958')->code, 400, 'phone detector: an E.164 number');
+    is(chat($key, $m, '请拨打 138 0013 8000')->code, 400, '... a Chinese mobile');
+    is(chat($key, $m, 'order 2026-11-27, ticket 12345, build 1.2.3.4')->code, 200, '... dates and ids pass');
+    is(received($tag), 1, 'only the clean request reached the provider');
 }
 
 # ---- downgrade on a token estimate ----------------------------------------

@@ -1,0 +1,88 @@
+package NebulaHost;
+# Extra one-child gateway hosts beside the Apache::Test server, on the same
+# database (and Redis when asked): what a second httpd of a scale-out sees.
+#   my $h = extra_host(conf => "NebulaRedis $url", gov => 1, loglevel => '...');
+#   host_ask($h, $key, $model) -> HTTP status;  host_error_log($h);  stop_host($h)
+use strict;
+use warnings;
+use Exporter 'import';
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use JSON::PP qw(encode_json);
+use Time::HiRes qw(sleep);
+use NebulaTest qw(top_dir libexecdir httpd_bin run_cmd);
+
+our @EXPORT_OK = qw(extra_host stop_host host_ask host_error_log free_port);
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die $!;
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+# extra_host(conf => "directives", gov => 1, loglevel => "warn", settle => seconds)
+sub extra_host {
+    my (%o) = @_;
+    my ($top, $lib) = (top_dir(), libexecdir());
+    my $dir = tempdir(CLEANUP => 1);
+    my $port = free_port();
+    my $gov = $o{gov} ? "LoadModule nebula_gov_module $top/mod_nebula_gov/.libs/mod_nebula_gov.so" : '';
+    my $loglevel = $o{loglevel} // 'warn';
+    my $conf = $o{conf} // '';
+    open(my $fh, '>', "$dir/httpd.conf") or die $!;
+    print $fh <<"CONF";
+ServerRoot "$dir"
+PidFile "$dir/httpd.pid"
+DefaultRuntimeDir "$dir"
+Mutex file:$dir default
+ErrorLog "$dir/error_log"
+LogLevel $loglevel
+Listen 127.0.0.1:$port
+ServerName 127.0.0.1
+LoadModule mpm_event_module $lib/mod_mpm_event.so
+# one child, so one cache: what a host serves from cache is predictable
+ServerLimit 1
+StartServers 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+MinSpareThreads 1
+MaxSpareThreads 8
+LoadModule authz_core_module $lib/mod_authz_core.so
+LoadModule proxy_module $lib/mod_proxy.so
+LoadModule dbd_module $lib/mod_dbd.so
+LoadModule nebula_relay_module $top/mod_nebula_relay/.libs/mod_nebula_relay.so
+$gov
+DBDriver $ENV{NEBULA_TEST_DBD_DRIVER}
+DBDParams "$ENV{NEBULA_TEST_DBD_PARAMS}"
+NebulaCryptoSecret "nebula-test-crypto-secret-0123456789abcdef"
+$conf
+<Location />
+    Require all granted
+    NebulaRelay On
+</Location>
+CONF
+    close $fh;
+    my ($rc, $out) = run_cmd(httpd_bin(), '-f', "$dir/httpd.conf", '-k', 'start');
+    die "host did not start: $out" if $rc;
+    for (1 .. 100) { last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port"); sleep 0.1 }
+    sleep($o{settle}) if $o{settle};
+    return { dir => $dir, port => $port };
+}
+
+sub stop_host { run_cmd(httpd_bin(), '-f', "$_[0]{dir}/httpd.conf", '-k', 'stop') }
+
+# A chat completion to host @a $h; its HTTP status (0: no answer).
+sub host_ask {
+    my ($h, $key, $m) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$h->{port}", Timeout => 10) or return 0;
+    my $body = encode_json({ model => $m, messages => [{ role => 'user', content => 'hi' }] });
+    print $s "POST /v1/chat/completions HTTP/1.0\r\nAuthorization: Bearer $key\r\n"
+        . "Content-Type: application/json\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+    my ($code) = (do { local $/; <$s> } // '') =~ m{^HTTP/1\.\d (\d+)};
+    return $code // 0;
+}
+
+sub host_error_log { my $f = "$_[0]{dir}/error_log"; return do { local (@ARGV, $/) = $f; <> } // '' }
+
+1;
