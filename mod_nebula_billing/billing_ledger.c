@@ -231,9 +231,17 @@ int billing_account_id(nebula_ap_db_t *db, apr_pool_t *p, const char *owner_kind
         args[2] = unit ? unit : "quota";
         args[3] = billing_i64(p, now);
         args[4] = args[3];
+        /* MySQL's REPEATABLE READ would read the snapshot of the first
+         * SELECT again and miss a wallet a concurrent creator just
+         * committed: its re-read is a locking (current) read */
         if (nebula_ap_db_exec(db, "billing_acct_create", ins, 5, args, NULL, err)
                 != APR_SUCCESS
-            || nebula_ap_db_select(db, "billing_acct_of", sel, 2, args, &rows, err)
+            || (nebula_ap_db_dialect(db) == NEBULA_DBD_MYSQL
+                    ? nebula_ap_db_select(db, "billing_acct_of_current",
+                                          "SELECT id FROM accounts WHERE owner_kind = %s "
+                                          "AND owner_id = %lld LOCK IN SHARE MODE",
+                                          2, args, &rows, err)
+                    : nebula_ap_db_select(db, "billing_acct_of", sel, 2, args, &rows, err))
                    != APR_SUCCESS) {
             return NEBULA_BILLING_ERROR;
         }
