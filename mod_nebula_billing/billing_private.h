@@ -9,6 +9,7 @@
  * billing_idem.c     client Idempotency-Key: claim, replay, record
  * billing_spool.c    settlements kept on disk while the database is away
  * billing_sched*.c   the mod_watchdog scheduler and notifications
+ * billing_voucher.c  voucher redemption and its brute-force lockout
  *
  * Lock order inside a transaction, everywhere: reservations, subscriptions,
  * accounts, api_keys, users (so concurrent transactions cannot deadlock).
@@ -141,6 +142,30 @@ int billing_account_id(nebula_ap_db_t *db, apr_pool_t *p, const char *owner_kind
 int billing_post(server_rec *s, apr_pool_t *p, const nebula_posting_t *np,
                  nebula_posting_result_t *out);
 
+/* ---- billing_subscribe.c ------------------------------------------------- */
+/** A subscription to begin (billing_subscribe_in_txn). */
+typedef struct {
+    apr_int64_t plan_id;
+    const char *subject_kind;   /**< "user", "org" or "key" */
+    apr_int64_t subject_id;
+    apr_int64_t starts_at;      /**< Unix ms */
+    apr_int64_t expires_at;     /**< Unix ms, 0: never */
+    apr_int64_t now;
+    const char *actor;
+    const char *detail;         /**< the plan grant's detail; NULL: its period */
+} billing_sub_t;
+
+/**
+ * Subscribe inside the caller's transaction: the subscription row, its
+ * allowance account (in the plan's metric) and the first period's
+ * plan_grant (*@a grant). BILLING_STEP_DONE (billing_sched.h; *@a sub_id set), _SKIPPED
+ * (*@a why: no such plan or subject, plan not active, no valid period) or
+ * _ERROR (*@a err).
+ */
+int billing_subscribe_in_txn(nebula_ap_db_t *db, apr_pool_t *p, const billing_sub_t *in,
+                             apr_int64_t *sub_id, nebula_posting_result_t *grant,
+                             const char **why, const char **err);
+
 /** Whether the last error on a connection is a unique-key violation. */
 int billing_db_conflict(const char *err);
 /** Whether a failed transaction may simply be run again (deadlock, busy). */
@@ -205,6 +230,10 @@ apr_status_t billing_spool_write(server_rec *s, apr_pool_t *p, const char *json_
 /** Replay the spool (settling each record, idempotently); records that
  *  still fail stay. Returns how many were replayed. */
 int billing_spool_replay(server_rec *s, apr_pool_t *p);
+
+/* ---- billing_voucher.c -------------------------------------------------- */
+/** Register nebula_billing_redeem. */
+void billing_voucher_register(void);
 
 /* ---- billing_sched.c ----------------------------------------------------- */
 /** Register the scheduler's hooks (mod_watchdog); from register_hooks. */

@@ -68,7 +68,7 @@ int billing_sched_txn(server_rec *s, nebula_ap_db_t *db, apr_pool_t *p,
     }
     if (rc == BILLING_STEP_ERROR) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     "NEB02301: billing scheduler: %s failed: %s", what,
+                     "NEB02301: billing: %s failed: %s", what,
                      err ? err : "unknown error");
     }
     return rc;

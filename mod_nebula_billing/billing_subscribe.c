@@ -50,17 +50,18 @@ static int subject_exists(nebula_ap_db_t *db, apr_pool_t *p, const char *kind,
     return rows.nrows > 0;
 }
 
-static int subscribe_step(nebula_ap_db_t *db, apr_pool_t *p, void *baton,
-                          const char **err)
+int billing_subscribe_in_txn(nebula_ap_db_t *db, apr_pool_t *p, const billing_sub_t *in,
+                             apr_int64_t *sub_id, nebula_posting_result_t *grant,
+                             const char **why, const char **err)
 {
-    subscribe_ctx_t *c = baton;
     const char *args[13];
     nebula_dbd_rows_t rows;
     billing_period_t bp;
+    billing_post_t post;
     apr_int64_t start, end, account_id;
     int rc;
 
-    args[0] = billing_i64(p, c->plan_id);
+    args[0] = billing_i64(p, in->plan_id);
     if (nebula_ap_db_select(db, "billing_sub_plan",
                             "SELECT metric, period, period_seconds, alignment, "
                             "quota_per_period, status FROM plans WHERE id = %lld",
@@ -69,29 +70,26 @@ static int subscribe_step(nebula_ap_db_t *db, apr_pool_t *p, void *baton,
     }
     if (rows.nrows != 1 || rows.rows[0][5] == NULL ||
         strcmp(rows.rows[0][5], "active") != 0) {
-        c->invalid = 1;
-        c->why = rows.nrows ? "the plan is not active" : "no such plan";
+        *why = rows.nrows ? "the plan is not active" : "no such plan";
         return BILLING_STEP_SKIPPED;
     }
     if (billing_period_parse(&bp, rows.rows[0][1], nebula_ap_db_int(&rows, 0, 2),
                              rows.rows[0][3]) != 0 ||
-        billing_period_at(&bp, c->starts_at, c->starts_at, &start, &end) != 0) {
-        c->invalid = 1;
-        c->why = "the plan has no valid period";
+        billing_period_at(&bp, in->starts_at, in->starts_at, &start, &end) != 0) {
+        *why = "the plan has no valid period";
         return BILLING_STEP_SKIPPED;
     }
-    if ((rc = subject_exists(db, p, c->subject_kind, c->subject_id, err)) <= 0) {
-        c->invalid = (rc == 0);
-        c->why = "no such subject";
+    if ((rc = subject_exists(db, p, in->subject_kind, in->subject_id, err)) <= 0) {
+        *why = "no such subject";
         return rc == 0 ? BILLING_STEP_SKIPPED : BILLING_STEP_ERROR;
     }
-    args[1] = c->subject_kind;
-    args[2] = billing_i64(p, c->subject_id);
+    args[1] = in->subject_kind;
+    args[2] = billing_i64(p, in->subject_id);
     args[3] = billing_i64(p, start);
     args[4] = billing_i64(p, end);
-    args[5] = billing_i64(p, c->starts_at);
-    args[6] = c->expires_at ? billing_i64(p, c->expires_at) : NULL;
-    args[7] = billing_i64(p, c->now);
+    args[5] = billing_i64(p, in->starts_at);
+    args[6] = in->expires_at ? billing_i64(p, in->expires_at) : NULL;
+    args[7] = billing_i64(p, in->now);
     args[8] = args[7];
     if (nebula_ap_db_insert(
             db, "billing_sub_insert",
@@ -100,25 +98,58 @@ static int subscribe_step(nebula_ap_db_t *db, apr_pool_t *p, void *baton,
             "expires_at, notified_pct, expiry_notified, created_at, "
             "updated_at) VALUES (%lld, %s, %lld, 0, 'active', %lld, %lld, "
             "%lld, %lld, 0, 0, %lld, %lld)",
-            9, args, &c->sub_id, err) != APR_SUCCESS) {
+            9, args, sub_id, err) != APR_SUCCESS) {
         return BILLING_STEP_ERROR;
     }
-    if (billing_account_id(db, p, "sub", c->sub_id, rows.rows[0][0], 1, &account_id,
+    if (billing_account_id(db, p, "sub", *sub_id, rows.rows[0][0], 1, &account_id,
                            err) != NEBULA_BILLING_OK) {
         return BILLING_STEP_ERROR;
     }
     args[0] = billing_i64(p, account_id);
-    args[1] = billing_i64(p, c->sub_id);
+    args[1] = billing_i64(p, *sub_id);
     if (nebula_ap_db_exec(db, "billing_sub_account",
                           "UPDATE subscriptions SET account_id = %lld WHERE id = %lld", 2,
                           args, NULL, err) != APR_SUCCESS) {
         return BILLING_STEP_ERROR;
     }
-    return billing_sched_post(
-        db, p, account_id, NEBULA_LEDGER_PLAN_GRANT, nebula_ap_db_int(&rows, 0, 4),
-        apr_pstrcat(p, "grant:", args[1], ":", args[3], NULL), c->actor,
-        apr_psprintf(p, "{\"period_start\":%s,\"period_end\":%s}", args[3], args[4]),
-        err);
+    memset(&post, 0, sizeof(post));
+    post.account_id = account_id;
+    post.kind = NEBULA_LEDGER_PLAN_GRANT;
+    post.amount = nebula_ap_db_int(&rows, 0, 4);
+    post.idem_key = apr_pstrcat(p, "grant:", args[1], ":", args[3], NULL);
+    post.actor = in->actor;
+    post.detail = in->detail ? in->detail
+                             : apr_psprintf(p, "{\"period_start\":%s,\"period_end\":%s}",
+                                            args[3], args[4]);
+    if (billing_ledger_post(db, p, &post, grant, err) != NEBULA_BILLING_OK) {
+        /* a fresh subscription's key cannot exist: a refusal is an error */
+        if (*err == NULL) {
+            *err = "the plan grant was refused";
+        }
+        return BILLING_STEP_ERROR;
+    }
+    return BILLING_STEP_DONE;
+}
+
+static int subscribe_step(nebula_ap_db_t *db, apr_pool_t *p, void *baton,
+                          const char **err)
+{
+    subscribe_ctx_t *c = baton;
+    billing_sub_t in;
+    nebula_posting_result_t grant;
+    int rc;
+
+    memset(&in, 0, sizeof(in));
+    in.plan_id = c->plan_id;
+    in.subject_kind = c->subject_kind;
+    in.subject_id = c->subject_id;
+    in.starts_at = c->starts_at;
+    in.expires_at = c->expires_at;
+    in.now = c->now;
+    in.actor = c->actor;
+    rc = billing_subscribe_in_txn(db, p, &in, &c->sub_id, &grant, &c->why, err);
+    c->invalid = rc == BILLING_STEP_SKIPPED;
+    return rc;
 }
 
 static int nebula_billing_subscribe(request_rec *r, apr_int64_t plan_id,

@@ -40,6 +40,7 @@ static void billing_register_hooks(apr_pool_t *p)
     billing_reserve_register();
     billing_settle_register();
     billing_idem_register();
+    billing_voucher_register();
     billing_sched_register_hooks(p);
 }
 

@@ -36,6 +36,7 @@ typedef struct nebula_reservation_t nebula_reservation_t;
 #define NEBULA_BILLING_UNPRICED      3  /**< the model has no price */
 #define NEBULA_BILLING_DUPLICATE     4  /**< post: the idempotency key was used */
 #define NEBULA_BILLING_INVALID       5  /**< post: no such account, bad kind ... */
+#define NEBULA_BILLING_REFUSED       6  /**< redeem: refused, the result says why */
 
 /**
  * Price @a req at its worst case and move that amount from available to
@@ -153,5 +154,40 @@ APR_DECLARE_OPTIONAL_FN(int, nebula_billing_subscribe,
  *  is left of its allowance. OK, INVALID (no such active one) or ERROR. */
 APR_DECLARE_OPTIONAL_FN(int, nebula_billing_unsubscribe,
                         (request_rec *r, apr_int64_t sub_id, const char *actor));
+
+/** One voucher redemption (docs/vouchers.md). The caller (the admin API)
+ *  normalises the code and hashes it: billing never sees a code. */
+typedef struct {
+    const char *code_hash;  /**< HMAC-SHA256 hex of the normalised code, or
+                                 NULL when its check character was wrong */
+    apr_int64_t user_id;    /**< who receives the credit */
+    const char *actor;      /**< "user:17", "root" ... */
+    const char *client_ip;  /**< for the per-IP limit and the audit */
+    int limit;              /**< non-zero: apply the brute-force lockout
+                                 (self-service); failures are always audited */
+} nebula_redeem_t;
+
+typedef struct {
+    int status;             /**< HTTP status for the client (200 on success) */
+    const char *code;       /**< error code ("voucher_expired" ...), NULL on success */
+    const char *message;    /**< words the client may see */
+    apr_int64_t retry_after;/**< seconds (429 too_many_attempts) */
+    apr_int64_t batch_id, code_id, redemption_id, ledger_id, sub_id;
+    const char *kind;       /**< "quota" or "plan" */
+    apr_int64_t amount;     /**< quota credited (kind quota) */
+    apr_int64_t balance_after;
+} nebula_redeem_result_t;
+
+/**
+ * Redeem a voucher or a new-api redemption code for @a in->user_id: the
+ * lockout check, the lookup by hash, the batch's state, window, scope and
+ * limits, then one transaction with the use (conditional updates), the
+ * redemption row and its ledger row (or the subscription of a plan
+ * voucher). OK (@a out filled), REFUSED (@a out->status, code, message)
+ * or ERROR. Exactly one credit per use, whatever the concurrency.
+ */
+APR_DECLARE_OPTIONAL_FN(int, nebula_billing_redeem,
+                        (request_rec *r, const nebula_redeem_t *in,
+                         nebula_redeem_result_t *out));
 
 #endif /* NEBULA_BILLING_H */

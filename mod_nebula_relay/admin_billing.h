@@ -54,6 +54,12 @@ int admin_billing_post_error(admin_req_t *a, int rc);
 /** {"reason": @a reason} as compact JSON text in the request pool. */
 const char *admin_billing_detail(admin_req_t *a, const char *reason);
 
+/* ---- admin_billing_self.c ------------------------------------------------ */
+/** The owner of the wallet the caller pays from: its organisation's when it
+ *  belongs to one, else its own ("org"/"user" in *@a kind). 0 when an error
+ *  was sent (the admin token has no user; no database). */
+int admin_billing_self_owner(admin_req_t *a, const char **kind, apr_int64_t *owner_id);
+
 /* ---- admin_billing_accounts.c ------------------------------------------ */
 
 /** The columns of an Account (select them from "accounts"). */

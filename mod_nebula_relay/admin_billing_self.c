@@ -8,8 +8,7 @@
 #include <http_protocol.h>
 #include "admin_billing.h"
 
-/* The owner of the caller's wallet; 0 when an error was sent. */
-static int self_owner(admin_req_t *a, const char **kind, apr_int64_t *owner_id)
+int admin_billing_self_owner(admin_req_t *a, const char **kind, apr_int64_t *owner_id)
 {
     const char *args[1];
     nebula_dbd_rows_t rows;
@@ -47,7 +46,7 @@ int admin_self_account(admin_req_t *a)
     if (a->err_status) {
         return admin_send_recorded(a);
     }
-    if (!self_owner(a, &kind, &owner_id)) {
+    if (!admin_billing_self_owner(a, &kind, &owner_id)) {
         return OK;
     }
     if ((o = admin_wallet_json(a, kind, owner_id)) == NULL) {
@@ -70,7 +69,7 @@ int admin_self_ledger(admin_req_t *a)
     if (a->err_status) {
         return admin_send_recorded(a);
     }
-    if (!self_owner(a, &kind, &owner_id)) {
+    if (!admin_billing_self_owner(a, &kind, &owner_id)) {
         return OK;
     }
     args[0] = kind;

@@ -76,8 +76,9 @@ static const char *export_line(apr_pool_t *p, const nebula_dbd_rows_t *rows, int
     }
     for (j = 0; cols[j].name; ++j) {
         const char *v = rows->rows[i][j];
-        const char *f = cols[j].type == ADMIN_COL_BOOL ? (v && strcmp(v, "0") ? "true" : "false")
-                                                       : csv_field(p, v);
+        const char *f = cols[j].type != ADMIN_COL_BOOL ? csv_field(p, v)
+                        : v && strcmp(v, "0")          ? "true"
+                                                       : "false";
         line = line ? apr_pstrcat(p, line, ",", f, NULL) : f;
     }
     return apr_pstrcat(p, line, "\r\n", NULL);

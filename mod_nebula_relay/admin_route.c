@@ -60,7 +60,9 @@ static const admin_route_t routes[] = {
 /* every route table, searched in order: the core's, then each area's */
 static const admin_route_t *const tables[] = {routes, admin_billing_routes,
                                               admin_plans_routes, admin_caps_routes,
-                                              admin_limits_routes, NULL};
+                                              admin_limits_routes,
+                                              admin_payments_routes, admin_vouchers_routes,
+                                              NULL};
 
 /* A positive decimal id without sign or leading zero, below 2^63. */
 static int parse_id(const char *s, apr_size_t n, apr_int64_t *out)
@@ -223,7 +225,7 @@ int relay_admin_handler(request_rec *r)
                                "the request body could not be read");
         }
     }
-    else if (admin_json_read_body(a) != OK) {
+    else if (!(route->flags & ROUTE_RAW_BODY) && admin_json_read_body(a) != OK) {
         return OK;
     }
     return route->fn(a);

@@ -87,6 +87,8 @@ struct admin_req_t {
 /* ---- admin_route.c ----------------------------------------------------- */
 #define ROUTE_PUBLIC   0x1 /**< no credentials (login) */
 #define ROUTE_ANY_ROLE 0x2 /**< any signed-in user, whatever its role */
+#define ROUTE_RAW_BODY 0x4 /**< the handler reads the body itself (signed
+                                provider callbacks: form or raw JSON) */
 
 /** One route: a method, a pattern of segments ({id} a positive integer,
  *  {name} a group name, {uuid} a request-log id) and its handler. */
@@ -107,6 +109,10 @@ extern const admin_route_t admin_plans_routes[];
 extern const admin_route_t admin_caps_routes[];
 /** Rate limits, /api/rate-limits (admin_limits.c). */
 extern const admin_route_t admin_limits_routes[];
+/** Top-up by payment: orders, Stripe, EPay (admin_payments.c). */
+extern const admin_route_t admin_payments_routes[];
+/** Vouchers, redemption and new-api's redemption routes (admin_vouchers.c). */
+extern const admin_route_t admin_vouchers_routes[];
 
 /** The "nebula-admin" handler (NebulaAdmin On). */
 int relay_admin_handler(request_rec *r);

@@ -6,6 +6,7 @@
 #include <apr_lib.h>
 #include <apr_uri.h>
 #include "relay_private.h"
+#include "admin_payments.h" /* pay_money_parse */
 #include "relay_health.h"
 #include "nebula_ap.h"
 
@@ -154,7 +155,31 @@ void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
     c->cache_ttl = RELAY_UNSET;
     c->adaptive = RELAY_UNSET;
     c->retest = RELAY_UNSET;
+    c->pay.rate = RELAY_UNSET;
+    c->pay.min_minor = RELAY_UNSET;
+    c->pay.max_minor = RELAY_UNSET;
     return c;
+}
+
+#define PAYSTR(f) c->pay.f = add->pay.f ? add->pay.f : base->pay.f
+
+static void merge_pay(relay_srv_conf_t *c, const relay_srv_conf_t *base,
+                      const relay_srv_conf_t *add)
+{
+    c->pay.rate = GET(&add->pay, &base->pay, rate);
+    c->pay.min_minor = GET(&add->pay, &base->pay, min_minor);
+    c->pay.max_minor = GET(&add->pay, &base->pay, max_minor);
+    PAYSTR(currency);
+    PAYSTR(stripe_key);
+    PAYSTR(stripe_whsec);
+    PAYSTR(stripe_api);
+    PAYSTR(stripe_success);
+    PAYSTR(stripe_cancel);
+    PAYSTR(epay_url);
+    PAYSTR(epay_pid);
+    PAYSTR(epay_key);
+    PAYSTR(epay_notify);
+    PAYSTR(epay_return);
 }
 
 void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
@@ -175,6 +200,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->redis = add->redis ? add->redis : base->redis;
     c->retest = GET(add, base, retest);
     c->azure_version = add->azure_version ? add->azure_version : base->azure_version;
+    merge_pay(c, base, add);
     return c;
 }
 
@@ -194,6 +220,16 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
         c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
         c->retest = c->retest == RELAY_UNSET ? RELAY_DEFAULT_RETEST : c->retest;
         c->azure_version = c->azure_version ? c->azure_version : RELAY_DEFAULT_AZURE_VERSION;
+        c->pay.rate = c->pay.rate == RELAY_UNSET ? RELAY_DEFAULT_TOPUP_RATE : c->pay.rate;
+        c->pay.min_minor = c->pay.min_minor == RELAY_UNSET ? RELAY_DEFAULT_TOPUP_MIN
+                                                           : c->pay.min_minor;
+        c->pay.max_minor = c->pay.max_minor == RELAY_UNSET ? RELAY_DEFAULT_TOPUP_MAX
+                                                           : c->pay.max_minor;
+        c->pay.currency = c->pay.currency ? c->pay.currency : RELAY_DEFAULT_CURRENCY;
+        c->pay.stripe_api = c->pay.stripe_api ? c->pay.stripe_api : RELAY_DEFAULT_STRIPE_API;
+        if (c->pay.min_minor > c->pay.max_minor) {
+            return "NebulaTopupMin is above NebulaTopupMax";
+        }
         if (c->crypto_secret && c->keyring == NULL) {
             c->keyring = nebula_crypto_keyring_create(pconf, c->crypto_secret,
                                                       strlen(c->crypto_secret),
@@ -368,6 +404,109 @@ static const char *set_retries(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ---- top-up by payment (docs/payments.md) ----------------------------- */
+
+static const char *set_topup_money(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+    apr_int64_t v;
+
+    if (!pay_money_parse(arg, &v)) {
+        return apr_psprintf(cmd->pool, "%s: give a positive amount of currency with at most "
+                            "two decimals (e.g. 5 or 9.99)", cmd->cmd->name);
+    }
+    *(apr_int64_t *)((char *)c + (apr_size_t)cmd->info) = v;
+    return NULL;
+}
+
+static const char *set_topup_rate(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno || *end || end == arg || v < 1 || v > APR_INT64_C(1000000000000)) {
+        return "NebulaTopupRate: give the quota units one currency unit buys "
+               "(1 to 10^12; default 500000)";
+    }
+    relay_config_srv(cmd->server)->pay.rate = v;
+    return NULL;
+}
+
+static const char *set_topup_currency(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *lower = apr_pstrdup(cmd->pool, arg);
+    apr_size_t i;
+
+    for (i = 0; lower[i]; ++i) {
+        if (!apr_isalpha(lower[i])) {
+            break;
+        }
+        lower[i] = (char)apr_tolower(lower[i]);
+    }
+    if (i != 3 || lower[i]) {
+        return "NebulaTopupCurrency: give an ISO 4217 code with two decimals (usd, eur, "
+               "cny ...)";
+    }
+    relay_config_srv(cmd->server)->pay.currency = lower;
+    return NULL;
+}
+
+/* A payment secret: substituted from the environment, never empty. */
+static const char *set_pay_secret(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+
+    if (!*arg) {
+        return apr_psprintf(cmd->pool, "%s: empty value", cmd->cmd->name);
+    }
+    if (strchr(arg, '$') && strchr(arg, '{')) {
+        return apr_psprintf(cmd->pool, "%s: '${...}' was not substituted: is the "
+                            "environment variable set?", cmd->cmd->name);
+    }
+    *(const char **)((char *)c + (apr_size_t)cmd->info) = arg;
+    return NULL;
+}
+
+/* An absolute http(s) URL; trailing slashes are dropped. */
+static const char *set_pay_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+    char *url = apr_pstrdup(cmd->pool, arg);
+    apr_size_t n = strlen(url);
+    apr_uri_t u;
+
+    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.hostname || !u.scheme
+        || (strcmp(u.scheme, "http") && strcmp(u.scheme, "https"))) {
+        return apr_psprintf(cmd->pool, "%s: give an absolute http:// or https:// URL",
+                            cmd->cmd->name);
+    }
+    while (n > 0 && url[n - 1] == '/') {
+        url[--n] = '\0';
+    }
+    *(const char **)((char *)c + (apr_size_t)cmd->info) = url;
+    return NULL;
+}
+
+static const char *set_epay_pid(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *s;
+
+    for (s = arg; *s; ++s) {
+        if (!apr_isalnum(*s)) {
+            return "NebulaEpayPid: the merchant id is letters and digits";
+        }
+    }
+    if (!*arg || strlen(arg) > 64) {
+        return "NebulaEpayPid: the merchant id is 1 to 64 letters and digits";
+    }
+    relay_config_srv(cmd->server)->pay.epay_pid = arg;
+    return NULL;
+}
+
+#define PAY_OFF(f) (void *)(APR_OFFSETOF(relay_srv_conf_t, pay) + APR_OFFSETOF(relay_pay_conf_t, f))
+
 const command_rec relay_config_cmds[] = {
     AP_INIT_FLAG("NebulaRelay", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(relay_dir_conf_t, enabled), OR_OPTIONS,
@@ -429,4 +568,32 @@ const command_rec relay_config_cmds[] = {
                   "Folder with o200k_base.tiktoken and cl100k_base.tiktoken (exact "
                   "token counts when an upstream reports none)"),
     RELAY_HEALTH_COMMANDS,
+    AP_INIT_TAKE1("NebulaTopupRate", set_topup_rate, NULL, RSRC_CONF,
+                  "Quota units credited per currency unit paid (default 500000)"),
+    AP_INIT_TAKE1("NebulaTopupMin", set_topup_money, PAY_OFF(min_minor), RSRC_CONF,
+                  "Smallest top-up, in currency units (default 1)"),
+    AP_INIT_TAKE1("NebulaTopupMax", set_topup_money, PAY_OFF(max_minor), RSRC_CONF,
+                  "Largest top-up, in currency units (default 10000)"),
+    AP_INIT_TAKE1("NebulaTopupCurrency", set_topup_currency, NULL, RSRC_CONF,
+                  "Currency of top-ups (ISO 4217, default usd)"),
+    AP_INIT_TAKE1("NebulaStripeSecretKey", set_pay_secret, PAY_OFF(stripe_key), RSRC_CONF,
+                  "Stripe secret API key (use ${STRIPE_SECRET_KEY})"),
+    AP_INIT_TAKE1("NebulaStripeWebhookSecret", set_pay_secret, PAY_OFF(stripe_whsec),
+                  RSRC_CONF, "Stripe webhook signing secret whsec_... "
+                  "(use ${STRIPE_WEBHOOK_SECRET})"),
+    AP_INIT_TAKE1("NebulaStripeAPI", set_pay_url, PAY_OFF(stripe_api), RSRC_CONF,
+                  "Stripe API base URL (default " RELAY_DEFAULT_STRIPE_API ")"),
+    AP_INIT_TAKE1("NebulaStripeSuccessURL", set_pay_url, PAY_OFF(stripe_success), RSRC_CONF,
+                  "Where Stripe Checkout sends the payer after paying"),
+    AP_INIT_TAKE1("NebulaStripeCancelURL", set_pay_url, PAY_OFF(stripe_cancel), RSRC_CONF,
+                  "Where Stripe Checkout sends the payer who cancels"),
+    AP_INIT_TAKE1("NebulaEpayURL", set_pay_url, PAY_OFF(epay_url), RSRC_CONF,
+                  "EPay gateway base URL (its submit.php is below it)"),
+    AP_INIT_TAKE1("NebulaEpayPid", set_epay_pid, NULL, RSRC_CONF, "EPay merchant id"),
+    AP_INIT_TAKE1("NebulaEpayKey", set_pay_secret, PAY_OFF(epay_key), RSRC_CONF,
+                  "EPay merchant key (MD5 signatures; use ${EPAY_KEY})"),
+    AP_INIT_TAKE1("NebulaEpayNotifyURL", set_pay_url, PAY_OFF(epay_notify), RSRC_CONF,
+                  "Public URL of /api/payments/epay/notify for EPay's async notify"),
+    AP_INIT_TAKE1("NebulaEpayReturnURL", set_pay_url, PAY_OFF(epay_return), RSRC_CONF,
+                  "Where EPay sends the payer back (e.g. /api/payments/epay/return)"),
     {NULL}};

@@ -43,6 +43,31 @@ typedef struct {
 
 #define RELAY_ADMIN_HANDLER "nebula-admin"
 
+/** Top-up by payment (admin_payments*.c, docs/payments.md): per server, the
+ *  admin vhost's values count. Money in minor units (cents). */
+typedef struct {
+    apr_int64_t rate;             /**< NebulaTopupRate: quota per currency unit */
+    apr_int64_t min_minor;        /**< NebulaTopupMin */
+    apr_int64_t max_minor;        /**< NebulaTopupMax */
+    const char *currency;         /**< NebulaTopupCurrency (lower case) */
+    const char *stripe_key;       /**< NebulaStripeSecretKey */
+    const char *stripe_whsec;     /**< NebulaStripeWebhookSecret */
+    const char *stripe_api;       /**< NebulaStripeAPI (no trailing '/') */
+    const char *stripe_success;   /**< NebulaStripeSuccessURL */
+    const char *stripe_cancel;    /**< NebulaStripeCancelURL */
+    const char *epay_url;         /**< NebulaEpayURL (no trailing '/') */
+    const char *epay_pid;         /**< NebulaEpayPid */
+    const char *epay_key;         /**< NebulaEpayKey */
+    const char *epay_notify;      /**< NebulaEpayNotifyURL */
+    const char *epay_return;      /**< NebulaEpayReturnURL */
+} relay_pay_conf_t;
+
+#define RELAY_DEFAULT_TOPUP_RATE  APR_INT64_C(500000)
+#define RELAY_DEFAULT_TOPUP_MIN   APR_INT64_C(100)       /* 1.00 */
+#define RELAY_DEFAULT_TOPUP_MAX   APR_INT64_C(1000000)   /* 10000.00 */
+#define RELAY_DEFAULT_CURRENCY    "usd"
+#define RELAY_DEFAULT_STRIPE_API  "https://api.stripe.com"
+
 /** Per-server settings. Secrets come from ${ENV} substitution. */
 typedef struct {
     const char *crypto_secret;     /**< NebulaCryptoSecret: upstream keys at rest */
@@ -65,6 +90,7 @@ typedef struct {
     void *redis;
     /** Built in post_config from crypto_secret; NULL when it is unset. */
     nebula_crypto_keyring_t *keyring;
+    relay_pay_conf_t pay;          /**< top-up by payment */
 } relay_srv_conf_t;
 
 #define RELAY_DEFAULT_RETRIES      2

@@ -51,9 +51,43 @@
  *   Webhooks   POST /hooks/<anything>: 200 {"received":true}, no auth, the
  *              body taken as it is ([[mock ...]] markers in it apply); for
  *              the gateway's outbound notifications (NebulaNotifyWebhook)
+ *   Payments   POST /v1/checkout/sessions (Stripe: Bearer sk_... (the
+ *              NebulaMockStripeKey one when set, else 401 as Stripe words
+ *              it), form body as Stripe's API takes it: mode=payment,
+ *              line_items[0][price_data][currency|unit_amount|product_data]
+ *              [name]], line_items[0][quantity], success_url required (400
+ *              parameter_missing), cancel_url, client_reference_id,
+ *              metadata[k]) -> a Checkout Session object: id "cs_test_...",
+ *              object "checkout.session", amount_subtotal/amount_total =
+ *              unit_amount x quantity, currency, client_reference_id,
+ *              metadata, mode, payment_status "unpaid", status "open", url
+ *              "https://checkout.stripe.com/c/pay/<id>", created, expires_at
+ *              ...; GET|POST /submit.php (EPay: pid and sign checked with
+ *              NebulaMockEpay PID KEY: MD5 of the non-empty parameters but
+ *              sign/sign_type sorted by name as k=v&k=v, the key appended;
+ *              400 text "sign error" / "merchant (pid) does not exist" /
+ *              "missing <p>", else 200 HTML with X-Mock-Epay-Trade-No).
+ *              Sessions and EPay orders are kept in <record file>.stripe /
+ *              .epay (JSON lines) for the admin routes below
  *   Any of them may follow a control prefix: /_mock/<controls>/v1/...
  *   Admin: GET /_mock/health, GET /_mock/records?last=N&tag=X,
- *          DELETE /_mock/records, DELETE /_mock/counters
+ *          DELETE /_mock/records, DELETE /_mock/counters,
+ *          POST /_mock/stripe/complete {session, url, secret, times (1),
+ *            bad_sig, stale, type (checkout.session.completed), amount_total,
+ *            currency}: the mock acts as Stripe and POSTs one event (id
+ *            "evt_...", object "event", data.object the session, now
+ *            complete/paid) to url `times` times, indented JSON signed as
+ *            Stripe signs (Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256
+ *            of "<t>.<body>" keyed with the whole secret>), then once signed
+ *            with another secret (bad_sig) and once with t 600 s old
+ *            (stale); answers {event_id, payload, deliveries: [{kind,
+ *            signature, status, body}]}
+ *          POST /_mock/epay/notify {out_trade_no, times (1), bad_sign, money,
+ *            trade_status (TRADE_SUCCESS), method (GET)}: the mock acts as
+ *            EPay and calls the order's notify_url with pid, trade_no,
+ *            out_trade_no, type, name, money, trade_status, sign,
+ *            sign_type=MD5 (then once signed with another key: bad_sign);
+ *            answers {deliveries: [{kind, query, status, body}]}
  *
  * USAGE FORMULA (exact, so tests can compute it)
  *   P = prompt tokens = number of whitespace-separated words (runs of bytes
@@ -186,6 +220,8 @@
  *   NebulaMockDefaults "k=v,..."    lowest-priority controls
  *   NebulaMockModels ID...          what GET /v1/models lists
  *   NebulaMockMaxBody BYTES         larger bodies get a 413 (default 8 MiB)
+ *   NebulaMockStripeKey sk_...      the one Stripe key accepted (default: any sk_)
+ *   NebulaMockEpay PID KEY          the EPay merchant submit.php knows
  *
  * RECORDS  one JSON line per API request in NebulaMockRecordFile: seq
  *   (monotonic across processes), time_ms (arrival), method, path (with
@@ -217,6 +253,11 @@
 #include "apr_shm.h"
 #include "apr_global_mutex.h"
 #include "apr_file_io.h"
+#include "apr_md5.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include "apr_uri.h"
+#include "apr_network_io.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -254,6 +295,9 @@ typedef struct {
     const char *defaults;    /* control string, lowest priority */
     apr_array_header_t *models;
     apr_off_t max_body; /* MOCK_UNSET: unset */
+    const char *stripe_key; /* NebulaMockStripeKey; NULL: any sk_ key */
+    const char *epay_pid;   /* NebulaMockEpay PID KEY */
+    const char *epay_key;
 } mock_srv_conf_t;
 
 /* Controls; ints are MOCK_UNSET and strings NULL until a source sets them. */
@@ -325,7 +369,9 @@ typedef enum {
     MOCK_R_IMAGES_VAR,
     MOCK_R_SPEECH,
     MOCK_R_TRANSCRIBE,
-    MOCK_R_TRANSLATE
+    MOCK_R_TRANSLATE,
+    MOCK_R_STRIPE_SESSION,
+    MOCK_R_EPAY_SUBMIT
 } mock_route_e;
 
 static const char *const mock_route_names[] = {"none",
@@ -353,7 +399,9 @@ static const char *const mock_route_names[] = {"none",
                                                "openai.images.variations",
                                                "openai.audio.speech",
                                                "openai.audio.transcriptions",
-                                               "openai.audio.translations"};
+                                               "openai.audio.translations",
+                                               "stripe.checkout.sessions",
+                                               "epay.submit"};
 
 /* One part of a multipart/form-data body; data points into the body. */
 typedef struct {
@@ -3936,6 +3984,620 @@ static int mock_admin(mock_req_t *m, const char *name)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Payments: Stripe Checkout and EPay (易支付)                                */
+
+static void mock_set_tag_headers(mock_req_t *m);
+
+static const char *mock_hex(apr_pool_t *p, const unsigned char *d, apr_size_t n)
+{
+    char *out = apr_palloc(p, 2 * n + 1);
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        apr_snprintf(out + 2 * i, 3, "%02x", d[i]);
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+/* HMAC-SHA256(key, data) as lower-case hex (OpenSSL, as Stripe's own
+ * libraries sign). */
+static const char *mock_hmac_sha256_hex(apr_pool_t *p, const char *key, const char *data,
+                                        apr_size_t len)
+{
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)data, len, out, &n);
+    return mock_hex(p, out, n);
+}
+
+/* Stripe-Signature for payload at t: "t=<t>,v1=<HMAC-SHA256 hex of
+ * '<t>.<payload>' keyed with the whole endpoint secret>". */
+static const char *mock_stripe_signature(apr_pool_t *p, const char *secret, apr_int64_t t,
+                                         const char *payload)
+{
+    const char *signed_payload = apr_psprintf(p, "%" APR_INT64_T_FMT ".%s", t, payload);
+
+    return apr_psprintf(p, "t=%" APR_INT64_T_FMT ",v1=%s", t,
+                        mock_hmac_sha256_hex(p, secret, signed_payload,
+                                             strlen(signed_payload)));
+}
+
+/* EPay's sign: non-empty parameters but sign and sign_type, sorted by name,
+ * "k=v&k=v" (raw values) + key, MD5, lower-case hex. */
+typedef struct {
+    const char *k, *v;
+} mock_kv_t;
+
+static int mock_kv_collect(void *rec, const char *k, const char *v)
+{
+    if (v && *v && strcmp(k, "sign") && strcmp(k, "sign_type")) {
+        mock_kv_t *e = apr_array_push((apr_array_header_t *)rec);
+        e->k = k;
+        e->v = v;
+    }
+    return 1;
+}
+
+static int mock_kv_cmp(const void *a, const void *b)
+{
+    return strcmp(((const mock_kv_t *)a)->k, ((const mock_kv_t *)b)->k);
+}
+
+static const char *mock_epay_sign(apr_pool_t *p, apr_table_t *params, const char *key)
+{
+    apr_array_header_t *arr = apr_array_make(p, 12, sizeof(mock_kv_t));
+    unsigned char digest[APR_MD5_DIGESTSIZE];
+    const char *s = "";
+    int i;
+
+    apr_table_do(mock_kv_collect, arr, params, NULL);
+    qsort(arr->elts, (size_t)arr->nelts, sizeof(mock_kv_t), mock_kv_cmp);
+    for (i = 0; i < arr->nelts; i++) {
+        const mock_kv_t *e = &APR_ARRAY_IDX(arr, i, mock_kv_t);
+        s = apr_pstrcat(p, s, i ? "&" : "", e->k, "=", e->v, NULL);
+    }
+    s = apr_pstrcat(p, s, key, NULL);
+    apr_md5(digest, s, strlen(s));
+    return mock_hex(p, digest, sizeof(digest));
+}
+
+/* application/x-www-form-urlencoded into a table; NULL on bad escapes. */
+static apr_table_t *mock_form_parse(apr_pool_t *p, const char *text)
+{
+    apr_table_t *t = apr_table_make(p, 16);
+    char *copy = apr_pstrdup(p, text ? text : ""), *pair, *state;
+
+    for (pair = apr_strtok(copy, "&", &state); pair; pair = apr_strtok(NULL, "&", &state)) {
+        char *eq = strchr(pair, '='), *v = eq ? eq + 1 : "";
+
+        if (eq) {
+            *eq = '\0';
+        }
+        /* '+' is a space, %2F a slash: form encoding, not a path */
+        if (ap_unescape_urlencoded(pair) != OK || ap_unescape_urlencoded(v) != OK) {
+            return NULL;
+        }
+        apr_table_add(t, pair, v);
+    }
+    return t;
+}
+
+static const char *mock_url_encode(apr_pool_t *p, const char *s)
+{
+    char *out = apr_palloc(p, strlen(s) * 3 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (apr_isalnum(c) || strchr("-._~", c)) {
+            *o++ = (char)c;
+        }
+        else {
+            apr_snprintf(o, 4, "%%%02X", c);
+            o += 3;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The payment stores: JSON lines beside the record file, one per session or
+ * order (a later line for the same id wins), under the mock mutex. */
+static const char *mock_store_file(mock_req_t *m, const char *what)
+{
+    return apr_pstrcat(m->r->pool, m->conf->record_file, ".", what, NULL);
+}
+
+static void mock_store_put(mock_req_t *m, const char *what, json_t *obj)
+{
+    char *line = json_dumps(obj, JSON_COMPACT);
+
+    if (line && mock_lock(m->r)) {
+        mock_record_write(m->r, mock_store_file(m, what),
+                          apr_pstrcat(m->r->pool, line, "\n", NULL));
+        mock_unlock();
+    }
+    free(line);
+}
+
+/* The last stored object whose field @a key is @a value (a new reference). */
+static json_t *mock_store_get(mock_req_t *m, const char *what, const char *key,
+                              const char *value)
+{
+    char *buf = mock_records_load(m->r, mock_store_file(m, what)), *line, *state;
+    json_t *found = NULL;
+
+    for (line = buf ? apr_strtok(buf, "\n", &state) : NULL; line;
+         line = apr_strtok(NULL, "\n", &state)) {
+        json_t *o = json_loads(line, 0, NULL);
+        const char *v = json_string_value(json_object_get(o, key));
+
+        if (v && !strcmp(v, value)) {
+            json_decref(found);
+            found = o;
+        }
+        else {
+            json_decref(o);
+        }
+    }
+    return found;
+}
+
+/* One HTTP/1.1 request to an http:// URL (the gateway's webhook), the
+ * connection closed after it. *status 0 when nothing came back. */
+static void mock_http_call(apr_pool_t *p, const char *method, const char *url,
+                           const char *headers, const char *body, int *status,
+                           const char **answer)
+{
+    apr_uri_t u;
+    apr_sockaddr_t *sa;
+    apr_socket_t *s = NULL;
+    apr_size_t len, blen = body ? strlen(body) : 0;
+    char *req, buf[8192], *resp = "", *sep;
+    apr_size_t total = 0;
+
+    *status = 0;
+    *answer = "";
+    if (apr_uri_parse(p, url, &u) != APR_SUCCESS || !u.hostname || !u.scheme ||
+        strcmp(u.scheme, "http") ||
+        apr_sockaddr_info_get(&sa, u.hostname, APR_UNSPEC, u.port ? u.port : 80, 0, p) !=
+            APR_SUCCESS ||
+        apr_socket_create(&s, sa->family, SOCK_STREAM, APR_PROTO_TCP, p) != APR_SUCCESS) {
+        *answer = "bad URL or no socket";
+        return;
+    }
+    apr_socket_timeout_set(s, apr_time_from_sec(30));
+    if (apr_socket_connect(s, sa) != APR_SUCCESS) {
+        apr_socket_close(s);
+        *answer = "connect failed";
+        return;
+    }
+    req = apr_psprintf(p,
+                       "%s %s%s%s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n%s"
+                       "Content-Length: %" APR_SIZE_T_FMT "\r\n\r\n",
+                       method, u.path ? u.path : "/", u.query ? "?" : "",
+                       u.query ? u.query : "", u.hostname, u.port ? u.port : 80, headers,
+                       blen);
+    len = strlen(req);
+    if (apr_socket_send(s, req, &len) == APR_SUCCESS && blen > 0) {
+        len = blen;
+        apr_socket_send(s, body, &len);
+    }
+    for (;;) {
+        len = sizeof(buf);
+        if (apr_socket_recv(s, buf, &len) != APR_SUCCESS && len == 0) {
+            break;
+        }
+        resp = apr_pstrcat(p, resp, apr_pstrmemdup(p, buf, len), NULL);
+        total += len;
+        if (total > 1024 * 1024) {
+            break;
+        }
+    }
+    apr_socket_close(s);
+    if (strncmp(resp, "HTTP/1.", 7) || strlen(resp) < 12) {
+        *answer = "no HTTP answer";
+        return;
+    }
+    *status = atoi(resp + 9);
+    sep = strstr(resp, "\r\n\r\n");
+    *answer = sep ? sep + 4 : "";
+    if (sep && ap_strcasestr(apr_pstrmemdup(p, resp, (apr_size_t)(sep - resp)),
+                             "transfer-encoding: chunked")) {
+        /* de-chunk: size line, data, CRLF ... 0 */
+        const char *c = sep + 4;
+        char *out = "";
+        for (;;) {
+            long n = strtol(c, NULL, 16);
+            const char *data = strstr(c, "\r\n");
+            if (n <= 0 || !data || strlen(data + 2) < (apr_size_t)n) {
+                break;
+            }
+            out = apr_pstrcat(p, out, apr_pstrmemdup(p, data + 2, (apr_size_t)n), NULL);
+            c = data + 2 + n + 2;
+        }
+        *answer = out;
+    }
+}
+
+static int mock_stripe_error(mock_req_t *m, int status, const char *type, const char *code,
+                             const char *param, const char *message)
+{
+    json_t *e = json_pack("{s:s, s:s}", "type", type, "message", message);
+
+    if (code) {
+        json_object_set_new(e, "code", json_string(code));
+    }
+    if (param) {
+        json_object_set_new(e, "param", json_string(param));
+    }
+    mock_record(m, status);
+    return mock_send_json(m, status, json_pack("{s:o}", "error", e));
+}
+
+/* POST /v1/checkout/sessions: a Checkout Session (mode payment, price_data
+ * line items) as Stripe's API reference describes the object. */
+static int mock_stripe_session(mock_req_t *m)
+{
+    request_rec *r = m->r;
+    const char *auth = mock_header(m, "Authorization"), *key, *missing = NULL;
+    static const char *const required[] = {
+        "mode", "line_items[0][price_data][currency]",
+        "line_items[0][price_data][unit_amount]",
+        "line_items[0][price_data][product_data][name]", "line_items[0][quantity]",
+        "success_url", NULL};
+    apr_table_t *f;
+    apr_int64_t unit, qty, now = apr_time_sec(r->request_time);
+    const char *id;
+    json_t *s, *meta;
+    int i;
+
+    if (!auth || strncasecmp(auth, "Bearer ", 7)) {
+        return mock_stripe_error(m, HTTP_UNAUTHORIZED, "invalid_request_error", NULL, NULL,
+                                 "You did not provide an API key. You need to provide your "
+                                 "API key in the Authorization header, using Bearer auth "
+                                 "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY').");
+    }
+    key = auth + 7;
+    if (strncmp(key, "sk_", 3) ||
+        (m->conf->stripe_key && strcmp(key, m->conf->stripe_key))) {
+        return mock_stripe_error(m, HTTP_UNAUTHORIZED, "invalid_request_error", NULL, NULL,
+                                 apr_psprintf(r->pool, "Invalid API Key provided: %.8s****",
+                                              key));
+    }
+    f = mock_form_parse(r->pool, m->body);
+    if (!f) {
+        return mock_stripe_error(m, HTTP_BAD_REQUEST, "invalid_request_error", NULL, NULL,
+                                 "Invalid request body.");
+    }
+    for (i = 0; required[i]; i++) {
+        if (!apr_table_get(f, required[i])) {
+            missing = required[i];
+            break;
+        }
+    }
+    if (missing) {
+        return mock_stripe_error(m, HTTP_BAD_REQUEST, "invalid_request_error",
+                                 "parameter_missing", missing,
+                                 apr_psprintf(r->pool, "Missing required param: %s.",
+                                              missing));
+    }
+    unit = apr_atoi64(apr_table_get(f, "line_items[0][price_data][unit_amount]"));
+    qty = apr_atoi64(apr_table_get(f, "line_items[0][quantity]"));
+    if (strcmp(apr_table_get(f, "mode"), "payment") || unit < 1 || qty < 1) {
+        return mock_stripe_error(m, HTTP_BAD_REQUEST, "invalid_request_error",
+                                 "parameter_invalid_integer", "line_items[0][quantity]",
+                                 "Invalid mode, unit_amount or quantity.");
+    }
+    id = mock_rand_id(r->pool, "cs_test_", 48);
+    meta = json_object();
+    {
+        const apr_array_header_t *arr = apr_table_elts(f);
+        const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+        for (i = 0; i < arr->nelts; i++) {
+            apr_size_t kl = strlen(e[i].key);
+            if (!strncmp(e[i].key, "metadata[", 9) && e[i].key[kl - 1] == ']') {
+                json_object_set_new(
+                    meta, apr_pstrmemdup(r->pool, e[i].key + 9, kl - 10),
+                    json_string(e[i].val));
+            }
+        }
+    }
+    s = json_pack("{s:s, s:s, s:n, s:I, s:I, s:s?, s:s?, s:s?, s:I, s:s, s:n, s:n, s:I, "
+                  "s:b, s:o, s:s, s:n, s:[s], s:s, s:s, s:s, s:s}",
+                  "id", id, "object", "checkout.session", "after_expiration",
+                  "amount_subtotal", (json_int_t)(unit * qty), "amount_total",
+                  (json_int_t)(unit * qty), "cancel_url", apr_table_get(f, "cancel_url"),
+                  "success_url", apr_table_get(f, "success_url"), "client_reference_id",
+                  apr_table_get(f, "client_reference_id"), "created", (json_int_t)now,
+                  "currency", apr_table_get(f, "line_items[0][price_data][currency]"),
+                  "customer", "customer_email", "expires_at", (json_int_t)(now + 86400),
+                  "livemode", 0, "metadata", meta, "mode", "payment", "payment_intent",
+                  "payment_method_types", "card", "payment_status", "unpaid", "status",
+                  "open", "ui_mode", "hosted", "url",
+                  apr_pstrcat(r->pool, "https://checkout.stripe.com/c/pay/", id, NULL));
+    mock_store_put(m, "stripe", s);
+    mock_record(m, HTTP_OK);
+    return mock_send_json(m, HTTP_OK, s);
+}
+
+/* GET|POST /submit.php: EPay's page submit: checks the merchant and the
+ * signature as EPay does, keeps the order for /_mock/epay/notify. */
+static int mock_epay_submit(mock_req_t *m)
+{
+    request_rec *r = m->r;
+    apr_table_t *f = mock_form_parse(r->pool, m->body_len ? m->body : r->args);
+    static const char *const required[] = {"pid", "type", "out_trade_no", "notify_url",
+                                           "name", "money", "sign", NULL};
+    const char *err = NULL, *trade_no;
+    json_t *o;
+    int i;
+
+    for (i = 0; f && required[i] && !err; i++) {
+        if (!apr_table_get(f, required[i])) {
+            err = apr_pstrcat(r->pool, "missing ", required[i], NULL);
+        }
+    }
+    if (!f || err) {
+        err = err ? err : "bad parameters";
+    }
+    else if (!m->conf->epay_pid || strcmp(apr_table_get(f, "pid"), m->conf->epay_pid)) {
+        err = "merchant (pid) does not exist";
+    }
+    else if (apr_table_get(f, "sign_type") && strcmp(apr_table_get(f, "sign_type"), "MD5")) {
+        err = "sign_type must be MD5";
+    }
+    else if (strcmp(apr_table_get(f, "sign"),
+                    mock_epay_sign(r->pool, f, m->conf->epay_key))) {
+        err = "sign error";
+    }
+    apr_table_setn(r->err_headers_out, "X-Mock-Epay-Result", err ? err : "ok");
+    if (err) {
+        mock_record(m, HTTP_BAD_REQUEST);
+        mock_set_status(r, HTTP_BAD_REQUEST);
+        ap_set_content_type(r, "text/html; charset=utf-8");
+        ap_rputs(err, r);
+        return OK;
+    }
+    trade_no = apr_psprintf(r->pool, "2026%" APR_UINT64_T_FMT "%s",
+                            (apr_uint64_t)apr_time_now(), mock_rand_id(r->pool, "", 4));
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "trade_no", trade_no,
+                  "out_trade_no", apr_table_get(f, "out_trade_no"), "type",
+                  apr_table_get(f, "type"), "name", apr_table_get(f, "name"), "money",
+                  apr_table_get(f, "money"), "notify_url", apr_table_get(f, "notify_url"),
+                  "return_url", apr_table_get(f, "return_url"));
+    mock_store_put(m, "epay", o);
+    json_decref(o);
+    apr_table_setn(r->err_headers_out, "X-Mock-Epay-Trade-No", trade_no);
+    mock_record(m, HTTP_OK);
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rprintf(r, "<html><body>mock cashier: order %s</body></html>",
+               ap_escape_html(r->pool, trade_no));
+    return OK;
+}
+
+/* POST /_mock/stripe/complete {session, url, secret, times, bad_sig, stale,
+ * type, amount_total, currency}: acts as Stripe delivering the event for
+ * the session: `times` correctly signed deliveries of one event (as Stripe
+ * retries it, same id), then one signed with another secret (bad_sig), then
+ * one correctly signed 10 minutes ago (stale). */
+static int mock_admin_stripe(mock_req_t *m)
+{
+    request_rec *r = m->r;
+    json_t *in = json_loads(m->body, 0, NULL), *s, *ev, *list;
+    const char *sid = json_string_value(json_object_get(in, "session"));
+    const char *url = json_string_value(json_object_get(in, "url"));
+    const char *secret = json_string_value(json_object_get(in, "secret"));
+    const char *type = json_string_value(json_object_get(in, "type"));
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    int times = (int)json_integer_value(json_object_get(in, "times")), i, status;
+    const char *payload, *answer, *sig, *hdr;
+    char *dumped;
+
+    if (!sid || !url || !secret) {
+        json_decref(in);
+        return mock_admin_simple(m, HTTP_BAD_REQUEST, "error",
+                                 "want {session, url, secret[, times, bad_sig, stale, type, "
+                                 "amount_total, currency]}");
+    }
+    s = mock_store_get(m, "stripe", "id", sid);
+    if (!s) {
+        json_decref(in);
+        return mock_admin_simple(m, HTTP_NOT_FOUND, "error", "no such session");
+    }
+    type = type ? type : "checkout.session.completed";
+    if (!strcmp(type, "checkout.session.completed") ||
+        !strcmp(type, "checkout.session.async_payment_succeeded")) {
+        json_object_set_new(s, "status", json_string("complete"));
+        json_object_set_new(s, "payment_status", json_string("paid"));
+        json_object_set_new(s, "payment_intent",
+                            json_string(mock_rand_id(r->pool, "pi_", 24)));
+    }
+    else if (!strcmp(type, "checkout.session.expired")) {
+        json_object_set_new(s, "status", json_string("expired"));
+    }
+    if (json_object_get(in, "amount_total")) {
+        json_object_set(s, "amount_total", json_object_get(in, "amount_total"));
+    }
+    if (json_object_get(in, "currency")) {
+        json_object_set(s, "currency", json_object_get(in, "currency"));
+    }
+    mock_store_put(m, "stripe", s);
+    ev = json_pack("{s:s, s:s, s:s, s:I, s:{s:o}, s:b, s:i, s:{s:n, s:n}, s:s}", "id",
+                   mock_rand_id(r->pool, "evt_", 24), "object", "event", "api_version",
+                   "2024-06-20", "created", (json_int_t)now, "data", "object", s, "livemode",
+                   0, "pending_webhooks", 1, "request", "id", "idempotency_key", "type",
+                   type);
+    /* Stripe sends indented JSON: the signature covers these exact bytes */
+    dumped = json_dumps(ev, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    payload = apr_pstrdup(r->pool, dumped ? dumped : "{}");
+    free(dumped);
+    list = json_array();
+    times = times < 0 ? 0 : times > 100 ? 100 : json_object_get(in, "times") ? times : 1;
+    for (i = 0; i < times + 2; i++) {
+        const char *kind = i < times ? "good" : i == times ? "bad_sig" : "stale";
+
+        if ((i == times && !json_is_true(json_object_get(in, "bad_sig"))) ||
+            (i == times + 1 && !json_is_true(json_object_get(in, "stale")))) {
+            continue;
+        }
+        sig = mock_stripe_signature(r->pool,
+                                    i == times ? "whsec_not_the_endpoint_secret" : secret,
+                                    i == times + 1 ? now - 600 : now, payload);
+        hdr = apr_psprintf(r->pool,
+                           "Content-Type: application/json; charset=utf-8\r\n"
+                           "User-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
+                           "Stripe-Signature: %s\r\n", sig);
+        mock_http_call(r->pool, "POST", url, hdr, payload, &status, &answer);
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:s}", "kind", kind,
+                                              "signature", sig, "status", status, "body",
+                                              answer));
+    }
+    json_decref(in);
+    s = json_pack("{s:O, s:s, s:o}", "event_id", json_object_get(ev, "id"), "payload",
+                  payload, "deliveries", list);
+    json_decref(ev);
+    return mock_send_json(m, HTTP_OK, s);
+}
+
+/* POST /_mock/epay/notify {out_trade_no, times, bad_sign, money, trade_status,
+ * method}: acts as EPay notifying the order's notify_url (GET with the
+ * signed query, as EPay does; method POST sends the same as a form). */
+static int mock_admin_epay(mock_req_t *m)
+{
+    request_rec *r = m->r;
+    json_t *in = json_loads(m->body, 0, NULL), *o, *list;
+    const char *otn = json_string_value(json_object_get(in, "out_trade_no"));
+    const char *method = json_string_value(json_object_get(in, "method"));
+    int times = json_object_get(in, "times")
+                    ? (int)json_integer_value(json_object_get(in, "times")) : 1;
+    int i, status;
+    apr_table_t *params;
+    const char *query = "", *answer, *url;
+
+    if (!otn || !m->conf->epay_key) {
+        json_decref(in);
+        return mock_admin_simple(m, HTTP_BAD_REQUEST, "error",
+                                 "want {out_trade_no[, times, bad_sign, money, trade_status, "
+                                 "method]} and NebulaMockEpay");
+    }
+    if (!(o = mock_store_get(m, "epay", "out_trade_no", otn))) {
+        json_decref(in);
+        return mock_admin_simple(m, HTTP_NOT_FOUND, "error", "no such order");
+    }
+    method = method && !strcmp(method, "POST") ? "POST" : "GET";
+    params = apr_table_make(r->pool, 10);
+    apr_table_set(params, "pid", m->conf->epay_pid);
+    apr_table_set(params, "trade_no", json_string_value(json_object_get(o, "trade_no")));
+    apr_table_set(params, "out_trade_no", otn);
+    apr_table_set(params, "type", json_string_value(json_object_get(o, "type")));
+    apr_table_set(params, "name", json_string_value(json_object_get(o, "name")));
+    apr_table_set(params, "money",
+                  json_string_value(json_object_get(in, "money"))
+                      ? json_string_value(json_object_get(in, "money"))
+                      : json_string_value(json_object_get(o, "money")));
+    apr_table_set(params, "trade_status",
+                  json_string_value(json_object_get(in, "trade_status"))
+                      ? json_string_value(json_object_get(in, "trade_status"))
+                      : "TRADE_SUCCESS");
+    url = apr_pstrdup(r->pool, json_string_value(json_object_get(o, "notify_url")));
+    list = json_array();
+    times = times < 0 ? 0 : times > 100 ? 100 : times;
+    for (i = 0; i < times + 1; i++) {
+        int bad = i == times;
+        const apr_array_header_t *arr;
+        const apr_table_entry_t *e;
+        int j;
+
+        if (bad && !json_is_true(json_object_get(in, "bad_sign"))) {
+            continue;
+        }
+        apr_table_set(params, "sign",
+                      mock_epay_sign(r->pool, params,
+                                     bad ? "not-the-merchant-key" : m->conf->epay_key));
+        apr_table_set(params, "sign_type", "MD5");
+        arr = apr_table_elts(params);
+        e = (const apr_table_entry_t *)arr->elts;
+        query = "";
+        for (j = 0; j < arr->nelts; j++) {
+            query = apr_pstrcat(r->pool, query, j ? "&" : "", e[j].key, "=",
+                                mock_url_encode(r->pool, e[j].val), NULL);
+        }
+        if (!strcmp(method, "GET")) {
+            mock_http_call(r->pool, "GET",
+                           apr_pstrcat(r->pool, url, strchr(url, '?') ? "&" : "?", query,
+                                       NULL),
+                           "", NULL, &status, &answer);
+        }
+        else {
+            mock_http_call(r->pool, "POST", url,
+                           "Content-Type: application/x-www-form-urlencoded\r\n", query,
+                           &status, &answer);
+        }
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:s}", "kind",
+                                              bad ? "bad_sign" : "good", "query", query,
+                                              "status", status, "body", answer));
+    }
+    json_decref(o);
+    json_decref(in);
+    return mock_send_json(m, HTTP_OK, json_pack("{s:o}", "deliveries", list));
+}
+
+/* POST /_mock/stripe/complete, POST /_mock/epay/notify. */
+static int mock_admin_payments(mock_req_t *m, const char *name)
+{
+    int is_stripe = !strcmp(name, "stripe");
+    const char *want = is_stripe ? "/_mock/stripe/complete" : "/_mock/epay/notify";
+
+    if (strcmp(m->path, want)) {
+        return mock_admin_simple(m, HTTP_NOT_FOUND, "error", "no such admin route");
+    }
+    if (m->r->method_number != M_POST) {
+        return mock_admin_simple(m, HTTP_METHOD_NOT_ALLOWED, "error", "POST");
+    }
+    if (!m->conf->record_file || !*m->conf->record_file) {
+        return mock_admin_simple(m, HTTP_NOT_FOUND, "error",
+                                 "NebulaMockRecordFile is not set");
+    }
+    if (mock_read_body(m) != OK) {
+        return mock_admin_simple(m, HTTP_BAD_REQUEST, "error", "unreadable body");
+    }
+    return is_stripe ? mock_admin_stripe(m) : mock_admin_epay(m);
+}
+
+/* The payment routes, before the LLM routes: 0 when the path is not one. */
+static int mock_payments(mock_req_t *m, int *rc)
+{
+    int post = m->r->method_number == M_POST, get = m->r->method_number == M_GET;
+
+    if (!strcmp(m->path, "/v1/checkout/sessions")) {
+        m->route = MOCK_R_STRIPE_SESSION;
+        m->method = "POST";
+    }
+    else if (!strcmp(m->path, "/submit.php")) {
+        m->route = MOCK_R_EPAY_SUBMIT;
+        m->method = "GET, POST";
+    }
+    else {
+        return 0;
+    }
+    mock_set_tag_headers(m);
+    if ((*rc = mock_read_body(m)) != OK) {
+        return 1;
+    }
+    if (m->route == MOCK_R_STRIPE_SESSION) {
+        *rc = post ? mock_stripe_session(m)
+                   : mock_stripe_error(m, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
+                                       NULL, NULL, "Unrecognized request URL.");
+    }
+    else {
+        *rc = post || get ? mock_epay_submit(m) : HTTP_METHOD_NOT_ALLOWED;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The handler                                                               */
 
 static int mock_reply(mock_req_t *m)
@@ -4039,8 +4701,14 @@ static int mock_handler(request_rec *r)
     mock_ctl_init(&m->ctl);
     apr_table_setn(r->err_headers_out, "X-Mock-Served-By", "mock");
     admin = mock_path_split(m);
+    if (admin && (!strcmp(admin, "stripe") || !strcmp(admin, "epay"))) {
+        return mock_admin_payments(m, admin);
+    }
     if (admin) {
         return mock_admin(m, admin);
+    }
+    if (mock_payments(m, &rc)) {
+        return rc;
     }
     mock_route_resolve(m);
     rc = mock_read_body(m);
@@ -4084,6 +4752,9 @@ static void *mock_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->defaults = add->defaults ? add->defaults : base->defaults;
     c->models = add->models ? add->models : base->models;
     c->max_body = add->max_body != MOCK_UNSET ? add->max_body : base->max_body;
+    c->stripe_key = add->stripe_key ? add->stripe_key : base->stripe_key;
+    c->epay_pid = add->epay_pid ? add->epay_pid : base->epay_pid;
+    c->epay_key = add->epay_pid ? add->epay_key : base->epay_key;
     return c;
 }
 
@@ -4148,6 +4819,24 @@ static const char *mock_set_max_body(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *mock_set_stripe_key(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    if (strncmp(arg, "sk_", 3)) {
+        return "NebulaMockStripeKey: a Stripe secret key starts with sk_";
+    }
+    mock_cmd_conf(cmd)->stripe_key = arg;
+    return NULL;
+}
+
+static const char *mock_set_epay(cmd_parms *cmd, void *d, const char *pid, const char *key)
+{
+    (void)d;
+    mock_cmd_conf(cmd)->epay_pid = pid;
+    mock_cmd_conf(cmd)->epay_key = key;
+    return NULL;
+}
+
 static const command_rec mock_cmds[] = {
     AP_INIT_TAKE1("NebulaMockRecordFile", mock_set_record_file, NULL, RSRC_CONF,
                   "file the mock appends one JSON line per request to, or 'off'"),
@@ -4157,6 +4846,10 @@ static const command_rec mock_cmds[] = {
                     "model ids that GET /v1/models lists"),
     AP_INIT_TAKE1("NebulaMockMaxBody", mock_set_max_body, NULL, RSRC_CONF,
                   "largest request body in bytes (default 8 MiB); larger: 413"),
+    AP_INIT_TAKE1("NebulaMockStripeKey", mock_set_stripe_key, NULL, RSRC_CONF,
+                  "the only Stripe secret key POST /v1/checkout/sessions accepts"),
+    AP_INIT_TAKE2("NebulaMockEpay", mock_set_epay, NULL, RSRC_CONF,
+                  "EPay merchant id and key submit.php and the notify use"),
     {NULL}};
 
 /* ------------------------------------------------------------------------ */
