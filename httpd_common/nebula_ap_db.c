@@ -217,6 +217,25 @@ static void db_failed(nebula_ap_db_t *db)
     }
 }
 
+/* After a failed statement (outside a transaction: MySQL closes statements
+ * as their pool is cleared): forget every statement of this connection, and
+ * prepare the next ones under names of a new generation. */
+static void db_cache_renew(nebula_ap_db_t *db)
+{
+    db_cache_t *c = db_cache(db);
+
+    if (!c->stale) {
+        return;
+    }
+    apr_pool_clear(c->pool);   /* MySQL closes its statements here */
+    c->stmts = apr_hash_make(c->pool);
+    c->stale = 0;
+    c->gen++;
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, db->s,
+                 "NEB00011: a statement failed on this connection; "
+                 "preparing afresh (generation %u)", c->gen);
+}
+
 /* The statement prepared on this connection for @a label. */
 static apr_dbd_prepared_t *db_stmt(nebula_ap_db_t *db, const char *label, const char *sql,
                                    const char **err)
@@ -231,14 +250,8 @@ static apr_dbd_prepared_t *db_stmt(nebula_ap_db_t *db, const char *label, const 
         return NULL;
     }
     c = db_cache(db);
-    if (c->stale && !db->in_txn) {
-        apr_pool_clear(c->pool);   /* MySQL closes its statements here */
-        c->stmts = apr_hash_make(c->pool);
-        c->stale = 0;
-        c->gen++;
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, db->s,
-                     "NEB00011: a statement failed on this connection; "
-                     "preparing afresh (generation %u)", c->gen);
+    if (!db->in_txn) {
+        db_cache_renew(db);
     }
     stmt = apr_hash_get(c->stmts, label, APR_HASH_KEY_STRING);
     if (stmt != NULL) {
@@ -407,6 +420,9 @@ apr_status_t nebula_ap_db_begin(nebula_ap_db_t *db, const char **err)
             writer_unlock(db);
             return APR_EGENERAL;
         }
+        /* a transaction run again after a forgotten statement (the caller's
+         * retry) starts with fresh ones */
+        db_cache_renew(db);
         rv = nebula_dbd_exec(db->dbd->driver, db->dbd->handle, sql, err, db->pool);
     } while (rv != 0 && db_reborrow(db));
     db->fresh = 0;

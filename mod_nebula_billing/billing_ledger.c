@@ -35,7 +35,13 @@ int billing_db_retriable(const char *err)
 {
     return err && (strstr(err, "database is locked") || strstr(err, "busy")
                    || strstr(err, "deadlock") || strstr(err, "Deadlock")
-                   || strstr(err, "could not serialize") || strstr(err, "Lock wait timeout"));
+                   || strstr(err, "could not serialize") || strstr(err, "Lock wait timeout")
+                   /* a connection the server ended and mod_dbd reset has
+                    * forgotten its prepared statements: the failure marked
+                    * them stale, so the transaction runs again with fresh
+                    * ones (PostgreSQL, MySQL) */
+                   || (strstr(err, "prepared statement") && strstr(err, "does not exist"))
+                   || strstr(err, "Unknown prepared statement"));
 }
 
 static const char *const find_sql =

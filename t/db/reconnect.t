@@ -28,8 +28,8 @@ my %s = billed_setup(name => 'reconnect', balance => 10_000_000);
 my $body = encode_json({ model => $s{model}, max_tokens => 5,
                          messages => [ { role => 'user', content => 'a b c' } ] });
 
-# $workers clients at once, $each rounds apiece of a relay request and an
-# admin API read: the status codes
+# $workers clients at once, $each rounds apiece of a relay request, an
+# admin API read and a top-up: the status codes
 sub burst {
     my ($workers, $each) = @_;
     my @kids;
@@ -38,9 +38,15 @@ sub burst {
         my $pid = fork() // die;
         if (!$pid) {
             close $r;
-            for (1 .. $each) {
+            for my $i (1 .. $each) {
                 print {$wr} billed_chat($s{key}, $body)->code, "\n";
                 print {$wr} 'a', (api('GET', "/api/users/$s{user}/account"))[0], "\n";
+                # a ledger posting: a transaction whose first statement is a
+                # prepared one (the one a reset connection has forgotten)
+                my ($tc) = api('POST', "/api/users/$s{user}/topup",
+                               { amount => 1, reason => 'reconnect test',
+                                 idempotency_key => "reconnect-$$-$w-$i-" . int(rand(1e9)) });
+                print {$wr} 't', ($tc >= 200 && $tc < 300 ? 'ok' : $tc), "\n";
             }
             close $wr;
             POSIX::_exit(0);
@@ -57,21 +63,21 @@ sub burst {
     return @codes;
 }
 sub count { my $c = shift; scalar grep { $_ eq $c } @_ }
+sub served { return count(200, @_) + count('a200', @_) + count('tok', @_) }
 
 # many pooled connections, each with its statements prepared
 my @warm = burst(12, 4);
-is(count(200, @warm) + count('a200', @warm), 96,
-   'warm-up: 96 requests served on many connections');
+is(served(@warm), 144, 'warm-up: 144 requests served on many connections');
 
 my $ended = `"${\ top_dir()}/scripts/testdb.sh" drop-clients "$dir" $svc`;
 chomp $ended;
 cmp_ok($ended, '>', 0, "the server ended $ended gateway connection(s)");
 
 my @churn = burst(12, 4);
-is(count(200, @churn) + count('a200', @churn), 96,
-   'after the drop: every request is served') or diag(join ' ', @churn);
+is(served(@churn), 144, 'after the drop: every request is served, top-ups included')
+    or diag(join ' ', @churn);
 my @after = burst(12, 4);
-is(count(200, @after) + count('a200', @after), 96, '... and after that too')
+is(served(@after), 144, '... and after that too')
     or diag(join ' ', @after);
 
 my ($code) = api('POST', '/api/billing/scheduler/run');
