@@ -95,7 +95,6 @@ static int read_params(relay_ctx_t *ctx)
     }
     apr_table_setn(r->subprocess_env, "NEBULA_MODEL", ctx->req.model);
     ctx->req.prompt_tokens_estimate = relay_tokens_prompt(ctx);
-    ctx->req.prompt_text = relay_prompt_text(r->pool, ctx->route, ctx->body);
     if (!relay_auth_model_allowed(ctx->key, ctx->req.model)) {
         return nebula_ap_error(r, HTTP_FORBIDDEN, "permission_error", "model_not_allowed",
                                "model", "This API key may not use the model '%s'.",
@@ -128,6 +127,10 @@ int relay_govern(relay_ctx_t *ctx)
 {
     nebula_decision_t d = {0};
 
+    if (apr_optional_hook_get("nebula_gov_check") == NULL) {
+        return OK; /* no governance module: nothing to flatten or ask */
+    }
+    ctx->req.prompt_text = relay_prompt_text(ctx->r->pool, ctx->route, ctx->body);
     ap_run_nebula_gov_check(ctx->r, &ctx->req, &d);
     if (d.action == NEBULA_DECIDE_BLOCK) {
         ctx->end_reason = "blocked";
