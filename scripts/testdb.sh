@@ -334,8 +334,11 @@ do_stop() {
 }
 
 do_start() {
-    if [ -f "$VARDIR/testdb.env" ]; then
-        die "already started in $VARDIR (run: $0 stop $VARDIR)"
+    if [ -f "$VARDIR/testdb.env" ] || [ -f "$VARDIR/testdb.env.partial" ]; then
+        # a run that was killed leaves its servers (or their pid files)
+        # behind; one tree holds one set of servers, so end them first
+        echo "testdb: an earlier run left servers in $VARDIR; stopping them" >&2
+        do_stop
     fi
     rm -rf "$VARDIR/pg" "$VARDIR/mariadb" "$VARDIR/redis"
     : >"$VARDIR/testdb.env.partial"
