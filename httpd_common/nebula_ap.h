@@ -78,6 +78,13 @@ nebula_ap_db_state_e nebula_ap_db_ensure(apr_pool_t *pchild, server_rec *s,
  *  call from each module's register_hooks. */
 void nebula_ap_db_register_hooks(void);
 
+/**
+ * In child_init, after nebula_ap_db_ensure(): joins this module's SQLite
+ * writers to the process's one queue and, through a lock file next to the
+ * database, to every other process's (see nebula_ap_db.c).
+ */
+void nebula_ap_db_writer_attach(apr_pool_t *pchild, server_rec *s);
+
 /** The state nebula_ap_db_ensure() left for this process. */
 nebula_ap_db_state_e nebula_ap_db_state(server_rec *s);
 

@@ -25,10 +25,17 @@
  * of the same process that owns the write lock needs it to finish: every
  * writer of the process stalls for the busy timeout, again and again (a
  * convoy that looked like a hang under 200 concurrent billed requests). So
- * within a process SQLite writers take turns on a mutex of our own first:
- * a write transaction holds it from BEGIN to COMMIT or ROLLBACK, an
- * autocommit write for its statement. Readers never wait (WAL), and other
- * processes are still arbitrated by the file lock. */
+ * SQLite writers take turns on a lock of our own first: a write transaction
+ * holds it from BEGIN to COMMIT or ROLLBACK, an autocommit write for its
+ * statement. Readers never wait (WAL). The lock is one per process, shared
+ * by every NebulaGate module of the process (each links its own copy of this
+ * file, so the lock lives in the process pool), and across processes an
+ * exclusive flock() on "<database file>-nebula-lock": the kernel queues the
+ * writers of every child and wakes the next one at once, where SQLite's busy
+ * handler would have them sleep and poll (which starved some writers for
+ * tens of seconds with 20 children). Without the lock file (an in-memory
+ * database, or a directory we cannot write) SQLite's file lock arbitrates
+ * between processes, as before. */
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -37,6 +44,10 @@
 #include <mod_dbd.h>
 #include <strings.h>
 #include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include "nebula_ap.h"
 #include "nebula_ap_db.h"
 
@@ -61,15 +72,31 @@ struct nebula_ap_db_t {
     int writing;           /* holds sqlite_writer */
 };
 
-/* SQLite's writers of this process, one at a time (see the top of the file);
- * recursive, so that a thread writing on two connections cannot lock itself
- * out. A static initialiser: no child_init ordering to get wrong. */
-static pthread_mutex_t sqlite_writer = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+/* SQLite's writers of this process, one at a time, then one process at a
+ * time (see the top of the file). Recursive, so that a thread writing on two
+ * connections cannot lock itself out; `depth` counts its holds, and the file
+ * lock is taken by the outermost one. */
+typedef struct {
+    pthread_mutex_t mu;
+    int depth;             /* holds of the owning thread, under mu */
+    int fd;                /* the lock file, or -1 */
+} db_writer_t;
+
+#define WRITER_KEY "nebula:sqlite-writer"
+
+/* Before child_init (and in a process where none was set up) writers meet
+ * on this one; db_writer_attach() points every module at the process's. */
+static db_writer_t local_writer = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, -1};
+static db_writer_t *writer = &local_writer;
 
 static void writer_lock(nebula_ap_db_t *db)
 {
     if (db->dialect == NEBULA_DBD_SQLITE && !db->writing) {
-        pthread_mutex_lock(&sqlite_writer);
+        pthread_mutex_lock(&writer->mu);
+        if (writer->depth++ == 0 && writer->fd >= 0) {
+            while (flock(writer->fd, LOCK_EX) != 0 && errno == EINTR) {
+            }
+        }
         db->writing = 1;
     }
 }
@@ -78,8 +105,70 @@ static void writer_unlock(nebula_ap_db_t *db)
 {
     if (db->writing) {
         db->writing = 0;
-        pthread_mutex_unlock(&sqlite_writer);
+        if (--writer->depth == 0 && writer->fd >= 0) {
+            flock(writer->fd, LOCK_UN);
+        }
+        pthread_mutex_unlock(&writer->mu);
     }
+}
+
+/* The file of the "main" database of a SQLite connection, or NULL. */
+static const char *sqlite_file(ap_dbd_t *dbd, apr_pool_t *p)
+{
+    nebula_dbd_rows_t rows;
+    const char *err = NULL;
+    int i;
+
+    if (nebula_dbd_select(dbd->driver, dbd->handle, "PRAGMA database_list", &rows, &err, p)
+        != 0) {
+        return NULL;
+    }
+    for (i = 0; i < rows.nrows; ++i) {
+        if (rows.ncols >= 3 && rows.rows[i][1] && !strcmp(rows.rows[i][1], "main")) {
+            return rows.rows[i][2] && *rows.rows[i][2] ? rows.rows[i][2] : NULL;
+        }
+    }
+    return NULL;
+}
+
+void nebula_ap_db_writer_attach(apr_pool_t *pchild, server_rec *s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    pthread_mutexattr_t attr;
+    void *v = NULL;
+    db_writer_t *w;
+    ap_dbd_t *dbd;
+    const char *file, *path;
+
+    /* child_init runs before any worker thread: no race on the userdata */
+    apr_pool_userdata_get(&v, WRITER_KEY, s->process->pool);
+    if (v != NULL) {
+        writer = v;
+        return;
+    }
+    w = apr_pcalloc(s->process->pool, sizeof(*w));
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&w->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
+    w->fd = -1;
+    if (dbd_open && dbd_close && (dbd = dbd_open(pchild, s)) != NULL) {
+        if (nebula_dbd_dialect_of(dbd->driver) == NEBULA_DBD_SQLITE
+            && (file = sqlite_file(dbd, pchild)) != NULL) {
+            path = apr_pstrcat(pchild, file, "-nebula-lock", NULL);
+            w->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (w->fd < 0) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s,
+                             "NEB00013: cannot open the SQLite writers' lock file %s: "
+                             "processes will meet in SQLite's busy handler instead",
+                             path);
+            }
+        }
+        dbd_close(s, dbd);
+    }
+    apr_pool_userdata_setn(w, WRITER_KEY, NULL, s->process->pool);
+    writer = w;
 }
 
 /* A borrow tries up to this many connections, for at most this long:

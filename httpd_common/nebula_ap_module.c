@@ -16,7 +16,9 @@ int nebula_ap_post_config(server_rec *s, int module_index)
 void nebula_ap_child_init(apr_pool_t *pchild, server_rec *s, int module_index)
 {
     nebula_ap_log_bridge(s, module_index);
-    nebula_ap_db_ensure(pchild, s, module_index);
+    if (nebula_ap_db_ensure(pchild, s, module_index) == NEBULA_AP_DB_READY) {
+        nebula_ap_db_writer_attach(pchild, s);
+    }
 }
 
 void nebula_ap_register_hooks(ap_HOOK_child_init_t *child_init)

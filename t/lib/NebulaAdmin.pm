@@ -42,8 +42,23 @@ sub api {
         $req->content(encode_json($body));
     }
     my $res = ua()->request($req);
+    spec_record($method, $path, $res) if $ENV{NEBULA_SPEC_RECORD};
     my $data = eval { decode_json($res->content) } // $res->content;
     return ($res->code, $data);
+}
+
+# With NEBULA_SPEC_RECORD set to a directory, one JSON line per response of
+# api() goes to <dir>/<pid>.jsonl, for validating the whole suite's answers
+# against docs/admin-api.yaml (t/lib/NebulaSpec.pm).
+sub spec_record {
+    my ($method, $path, $res) = @_;
+    my $file = "$ENV{NEBULA_SPEC_RECORD}/$$.jsonl";
+    open my $fh, '>>', $file or die "NEBULA_SPEC_RECORD: $file: $!\n";
+    print $fh JSON::PP->new->canonical->encode({
+        method => $method, path => $path, status => $res->code + 0,
+        content_type => scalar($res->header('Content-Type')) // '',
+        body => $res->content // '' }), "\n";
+    close $fh or die "NEBULA_SPEC_RECORD: $file: $!\n";
 }
 
 # admin(...) like api, but dies unless 2xx: for setting up a test
