@@ -57,6 +57,21 @@ const billing_srv_conf_t *billing_config_srv(server_rec *s)
     return ap_get_module_config(s->module_config, &nebula_billing_module);
 }
 
+/* nebula_billing.h: the admin API's settings page */
+static void nebula_billing_settings(server_rec *s, nebula_billing_settings_t *out)
+{
+    const billing_srv_conf_t *c = billing_config_srv(s);
+
+    out->enabled = c->enabled != 0;
+    out->quota_per_usd = c->quota_per_usd;
+    out->unpriced_free = c->unpriced == BILLING_UNPRICED_FREE;
+}
+
+void billing_config_register(void)
+{
+    APR_REGISTER_OPTIONAL_FN(nebula_billing_settings);
+}
+
 #define DEFAULT(f, v) if (c->f == BILLING_UNSET) c->f = (v)
 
 /* Fill in the defaults of what no level set, on every server (post_config,

@@ -72,6 +72,8 @@ extern const command_rec billing_config_cmds[];
 const billing_srv_conf_t *billing_config_srv(server_rec *s);
 /** Defaults for what no configuration level set (post_config). */
 void billing_config_finalize(apr_pool_t *p, server_rec *main_server);
+/** Registers the optional function nebula_billing_settings. */
+void billing_config_register(void);
 
 /** Milliseconds since the epoch. */
 apr_int64_t billing_now_ms(void);

@@ -37,6 +37,7 @@ static void billing_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(billing_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     nebula_ap_register_hooks(billing_child_init);
+    billing_config_register();
     billing_reserve_register();
     billing_settle_register();
     billing_idem_register();

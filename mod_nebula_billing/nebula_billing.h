@@ -190,4 +190,15 @@ APR_DECLARE_OPTIONAL_FN(int, nebula_billing_redeem,
                         (request_rec *r, const nebula_redeem_t *in,
                          nebula_redeem_result_t *out));
 
+/** What the admin API's settings page shows of this module (never secrets). */
+typedef struct {
+    int enabled;               /**< NebulaBilling */
+    apr_int64_t quota_per_usd; /**< NebulaQuotaPerUSD */
+    int unpriced_free;         /**< NebulaBillingUnpriced free (1) or refuse (0) */
+} nebula_billing_settings_t;
+
+/** Fill @a out with the settings of server @a s. */
+APR_DECLARE_OPTIONAL_FN(void, nebula_billing_settings,
+                        (server_rec *s, nebula_billing_settings_t *out));
+
 #endif /* NEBULA_BILLING_H */

@@ -337,9 +337,19 @@ static json_t *nebula_gov_config_policies(server_rec *s)
     return out;
 }
 
+/* nebula_gov.h: the admin API's settings page */
+static void nebula_gov_settings(server_rec *s, nebula_gov_settings_t *out)
+{
+    const gov_srv_conf_t *c = gov_config_srv(s);
+
+    out->enabled = c->enabled != 0;
+    out->audit_days = c->audit_days == GOV_UNSET ? GOV_DEFAULT_AUDIT_DAYS : c->audit_days;
+}
+
 void gov_check_register(void)
 {
     APR_OPTIONAL_HOOK(ap, nebula_gov_check, gov_check, NULL, NULL, APR_HOOK_MIDDLE);
     APR_REGISTER_OPTIONAL_FN(nebula_gov_policy_test);
     APR_REGISTER_OPTIONAL_FN(nebula_gov_config_policies);
+    APR_REGISTER_OPTIONAL_FN(nebula_gov_settings);
 }

@@ -88,4 +88,13 @@ APR_DECLARE_OPTIONAL_FN(const char *, nebula_relay_redis_url, (server_rec *s));
  */
 APR_DECLARE_OPTIONAL_FN(json_t *, nebula_gov_limits_declared, (apr_pool_t *p));
 
+/** What the admin API's settings page shows of this module. */
+typedef struct {
+    int enabled;    /**< NebulaGovernance */
+    int audit_days; /**< NebulaAuditRetention, days */
+} nebula_gov_settings_t;
+
+/** Fill @a out with the settings of server @a s. Registered by mod_nebula_gov. */
+APR_DECLARE_OPTIONAL_FN(void, nebula_gov_settings, (server_rec *s, nebula_gov_settings_t *out));
+
 #endif /* NEBULA_GOV_H */

@@ -5,10 +5,19 @@
  *    (constant-time comparison);
  *  - "Authorization: Bearer nat-...": a user's management access token,
  *    looked up by its SHA-256 (users.access_token_hash);
- *  - the signed session cookie from POST /api/auth/login (admin_session.c);
- *    state-changing requests must then echo the session's CSRF token in
- *    X-CSRF-Token. Bearer requests need no CSRF token (a browser never adds
- *    an Authorization header on its own).
+ *  - with NebulaAdminTrustRemoteUser On, r->user as an httpd auth module
+ *    (mod_auth_basic, mod_authnz_ldap, mod_auth_openidc ...) set it: the
+ *    users row of that name, provisioned on first sight when
+ *    NebulaAdminRemoteUserRole names a role; NebulaAdminRemoteRoleEnv names
+ *    an environment variable whose valid role wins (and is stored);
+ *  - the signed session cookie from POST /api/auth/login (admin_session.c),
+ *    within its idle and absolute limits; it is re-issued as it is used.
+ * Session and remote-user requests that change state must echo a CSRF token
+ * in X-CSRF-Token: the session's, or for a remote user an HMAC of the
+ * username and the day under NebulaSessionSecret (both given by GET
+ * /api/auth/me): their credentials come with every request the browser
+ * makes, cross-site ones too. Bearer requests need no CSRF token (a browser
+ * never adds an Authorization header on its own).
  * An Authorization header that is present but wrong is refused, never
  * ignored in favour of a cookie. The user behind a token or session must be
  * active; its role is read from the database on every request. */
@@ -23,7 +32,24 @@
 static const char dummy_hash[] = "$argon2id$v=19$m=65536,t=3,p=1$bmVidWxhLWR1bW15LXNsdA$"
                                  "3+olix1h6nCJ1nmxinmGp4St2EkVA2XDVlIvZUzj3JM";
 
-static const char *const via_names[] = {"none", "admin_token", "access_token", "session"};
+static const char *const via_names[] = {"none", "admin_token", "access_token", "session",
+                                        "remote_user"};
+
+static const char *const role_names[] = {"user", "operator", "admin", "root", NULL};
+
+#define REMOTE_CSRF_CONTEXT "nebula-admin-remote-csrf/v1:"
+
+int admin_auth_valid_role(const char *role)
+{
+    int i;
+
+    for (i = 0; role && role_names[i]; ++i) {
+        if (strcmp(role, role_names[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 #define USER_AUTH_COLS "id, username, role, status, session_version"
 
@@ -84,11 +110,37 @@ static int auth_bearer(admin_req_t *a, const char *hdr)
     return OK;
 }
 
-/* The first session cookie that verifies and still matches its user row. */
+/* Re-issue the session cookie with the activity of now when the recorded
+ * one is older than a tenth of the idle limit (never past the absolute
+ * end, which the cookie keeps). */
+static void renew_session(admin_req_t *a, admin_session_t *s, apr_int64_t now,
+                          apr_int64_t idle_ms)
+{
+    const char *cookie;
+
+    if (now - s->last_ms < idle_ms / 10) {
+        return;
+    }
+    s->last_ms = now;
+    cookie = admin_session_make(a->r->pool, a->sc->session_secret, s);
+    if (cookie == NULL) {
+        return; /* the old cookie stays valid until its idle end */
+    }
+    admin_session_set_cookies(a->r, cookie, s->csrf, (s->expires_ms - now + 999) / 1000);
+    a->who.idle_expires_ms =
+        now + idle_ms < s->expires_ms ? now + idle_ms : s->expires_ms;
+}
+
+/* The first session cookie (of this vhost's name) that verifies, is within
+ * its limits and still matches its user row. */
 static int auth_session(admin_req_t *a)
 {
-    apr_array_header_t *vals = admin_session_cookies(a->r, ADMIN_SESSION_COOKIE);
+    const admin_auth_conf_t *ac = relay_config_admin(a->sc);
+    apr_array_header_t *vals =
+        admin_session_cookies(a->r, admin_session_cookie_name(a->r, 0));
     apr_int64_t now = admin_now_ms();
+    apr_int64_t ttl_ms = (apr_int64_t)apr_time_as_msec(a->sc->session_ttl);
+    apr_int64_t idle_ms = (apr_int64_t)apr_time_as_msec(ac->session_idle);
     nebula_dbd_rows_t rows;
     admin_session_t s;
     int i;
@@ -96,7 +148,8 @@ static int auth_session(admin_req_t *a)
     for (i = 0; i < vals->nelts && a->sc->session_secret; ++i) {
         const char *args[1];
         if (!admin_session_parse(a->r->pool, a->sc->session_secret,
-                                 APR_ARRAY_IDX(vals, i, const char *), now, &s)) {
+                                 APR_ARRAY_IDX(vals, i, const char *), now, &s) ||
+            !admin_session_limits(&s, ttl_ms, idle_ms, now)) {
             continue;
         }
         if (!admin_db(a)) {
@@ -111,6 +164,9 @@ static int auth_session(admin_req_t *a)
         if (principal_from_row(a, &rows, ADMIN_AUTH_SESSION) &&
             a->who.session_version == s.version) {
             a->who.csrf = s.csrf;
+            a->who.expires_ms = s.expires_ms;
+            a->who.idle_expires_ms = s.idle_ms;
+            renew_session(a, &s, now, idle_ms);
             return OK;
         }
         a->who.via = ADMIN_AUTH_NONE;
@@ -121,15 +177,173 @@ static int auth_session(admin_req_t *a)
                             : "send 'Authorization: Bearer <token>' or sign in");
 }
 
+/* ---- remote users (NebulaAdminTrustRemoteUser) ------------------------ */
+
+/* The CSRF token of remote user @a user for day @a day (days since the
+ * epoch, UTC): 32 hex digits of HMAC-SHA256 under NebulaSessionSecret. */
+static const char *remote_csrf(admin_req_t *a, const char *user, apr_int64_t day)
+{
+    unsigned char mac[NEBULA_CRYPTO_SHA256_LEN];
+    const char *msg =
+        apr_psprintf(a->r->pool, REMOTE_CSRF_CONTEXT "%s:%" APR_INT64_T_FMT, user, day);
+    char *hex = apr_palloc(a->r->pool, 33);
+    int i;
+
+    if (a->sc->session_secret == NULL ||
+        nebula_crypto_hmac_sha256(a->sc->session_secret, strlen(a->sc->session_secret),
+                                  msg, strlen(msg), mac) != APR_SUCCESS) {
+        return NULL;
+    }
+    for (i = 0; i < 16; ++i) {
+        hex[2 * i] = "0123456789abcdef"[mac[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[mac[i] & 15];
+    }
+    hex[32] = '\0';
+    return hex;
+}
+
+/* The role the auth module gave in NebulaAdminRemoteRoleEnv, when valid. */
+static const char *remote_env_role(admin_req_t *a)
+{
+    const admin_auth_conf_t *ac = relay_config_admin(a->sc);
+    const char *v;
+    char *role;
+
+    if (ac->remote_role_env == NULL ||
+        (v = apr_table_get(a->r->subprocess_env, ac->remote_role_env)) == NULL) {
+        return NULL;
+    }
+    role = apr_pstrdup(a->r->pool, v);
+    ap_str_tolower(role);
+    return admin_auth_valid_role(role) ? role : NULL;
+}
+
+static int forbidden(admin_req_t *a, const char *what, const char *user)
+{
+    admin_error(a, HTTP_FORBIDDEN, "forbidden", NULL, "the %s '%s' is %s",
+                strcmp(what, "inactive") ? "remote user" : "user", user,
+                !strcmp(what, "inactive") ? "not active" : what);
+    return HTTP_FORBIDDEN;
+}
+
+static apr_status_t select_user_by_name(admin_req_t *a, const char *user,
+                                        nebula_dbd_rows_t *rows)
+{
+    return admin_db_select(a, "SELECT " USER_AUTH_COLS " FROM users WHERE username = %s",
+                           1, &user, rows);
+}
+
+/* Insert a users row for remote user @a user with @a role (no password). */
+static int provision_remote(admin_req_t *a, const char *user, const char *role,
+                            nebula_dbd_rows_t *rows)
+{
+    const char *now = admin_i64(a, admin_now_ms());
+    const char *args[5] = {user, user, role, now, now};
+    apr_int64_t id;
+
+    if (admin_db_insert(a,
+                        "INSERT INTO users (username, display_name, role, user_group, "
+                        "status, created_at, updated_at) VALUES (%s, %s, %s, 'default', "
+                        "'active', %lld, %lld)",
+                        5, args, &id) != APR_SUCCESS) {
+        if (!admin_db_conflict(a)) { /* else another request was first: read it */
+            admin_db_fail(a, "provision a remote user");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    else {
+        relay_gen_bump();
+        a->who.username = user;
+        a->who.user_id = id;
+        admin_audit(
+            a, "provision-remote-user",
+            apr_psprintf(a->r->pool, "%" APR_INT64_T_FMT " '%s' (%s)", id, user, role));
+    }
+    if (select_user_by_name(a, user, rows) != APR_SUCCESS) {
+        admin_db_fail(a, "read a remote user");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* Store the role the auth module gave when it differs from the row's. */
+static int sync_remote_role(admin_req_t *a, const char *role)
+{
+    const char *args[3] = {role, admin_i64(a, admin_now_ms()),
+                           admin_i64(a, a->who.user_id)};
+    const char *was = a->who.role;
+
+    if (admin_db_exec(a, "UPDATE users SET role = %s, updated_at = %lld WHERE id = %lld",
+                      3, args, NULL) != APR_SUCCESS) {
+        admin_db_fail(a, "store a remote user's role");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    relay_gen_bump();
+    a->who.role = role;
+    admin_audit(a, "remote-user-role",
+                apr_psprintf(a->r->pool, "%" APR_INT64_T_FMT " '%s' %s -> %s",
+                             a->who.user_id, a->who.username, was, role));
+    return OK;
+}
+
+static int auth_remote(admin_req_t *a)
+{
+    const char *user = a->r->user, *env_role = remote_env_role(a);
+    nebula_dbd_rows_t rows;
+    int st;
+
+    if (!admin_users_valid_name(user)) {
+        return forbidden(a, "no valid username", user);
+    }
+    if (!admin_db(a)) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (select_user_by_name(a, user, &rows) != APR_SUCCESS) {
+        admin_db_fail(a, "check a remote user");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (rows.nrows == 0) {
+        const char *role =
+            env_role ? env_role : relay_config_admin(a->sc)->remote_user_role;
+        if (role == NULL) {
+            return forbidden(a, "not provisioned", user);
+        }
+        if ((st = provision_remote(a, user, role, &rows)) != OK) {
+            return st;
+        }
+        env_role = NULL; /* the new row has it */
+    }
+    if (!principal_from_row(a, &rows, ADMIN_AUTH_REMOTE_USER)) {
+        a->who.via = ADMIN_AUTH_NONE;
+        return forbidden(a, "inactive", user);
+    }
+    if (env_role && strcmp(env_role, a->who.role) &&
+        (st = sync_remote_role(a, env_role))) {
+        return st;
+    }
+    a->who.csrf = remote_csrf(a, user, apr_time_sec(apr_time_now()) / 86400);
+    return OK;
+}
+
+static int csrf_matches(const char *h, const char *want)
+{
+    return h && want && nebula_crypto_equal(h, strlen(h), want, strlen(want));
+}
+
 static int check_csrf(admin_req_t *a)
 {
     const char *h = apr_table_get(a->r->headers_in, ADMIN_CSRF_HEADER);
+    int ok = csrf_matches(h, a->who.csrf);
 
-    if (h == NULL ||
-        !nebula_crypto_equal(h, strlen(h), a->who.csrf, strlen(a->who.csrf))) {
+    if (!ok && a->who.via == ADMIN_AUTH_REMOTE_USER) {
+        /* yesterday's token still works: a page open across midnight (UTC) */
+        ok = csrf_matches(
+            h, remote_csrf(a, a->who.username, apr_time_sec(apr_time_now()) / 86400 - 1));
+    }
+    if (!ok) {
         admin_error(a, HTTP_FORBIDDEN, "csrf_failed", NULL,
-                    "a session request that changes state needs the " ADMIN_CSRF_HEADER
-                    " header (the value of the " ADMIN_CSRF_COOKIE " cookie)");
+                    "a request that changes state needs the " ADMIN_CSRF_HEADER
+                    " header: the csrf_token of GET /api/auth/me");
         return HTTP_FORBIDDEN;
     }
     return OK;
@@ -140,14 +354,20 @@ int admin_auth_authenticate(admin_req_t *a, int needs_csrf)
     const char *hdr = apr_table_get(a->r->headers_in, "Authorization");
     int st;
 
-    if (hdr != NULL) {
-        if (strncasecmp(hdr, "Bearer ", 7) != 0) {
-            return unauthorized(a, "invalid_token",
-                                "the Authorization header must be 'Bearer <token>'");
-        }
+    if (hdr != NULL && strncasecmp(hdr, "Bearer ", 7) == 0) {
         return auth_bearer(a, hdr + 7);
     }
-    if ((st = auth_session(a)) != OK) {
+    if (relay_config_admin(a->sc)->trust_remote_user && a->r->user && *a->r->user) {
+        st = auth_remote(a);
+    }
+    else if (hdr != NULL) {
+        return unauthorized(a, "invalid_token",
+                            "the Authorization header must be 'Bearer <token>'");
+    }
+    else {
+        st = auth_session(a);
+    }
+    if (st != OK) {
         return st;
     }
     return needs_csrf ? check_csrf(a) : OK;
@@ -184,10 +404,13 @@ static int issue_session(admin_req_t *a, json_t *out)
     admin_session_t s;
     const char *cookie;
     apr_int64_t ttl_ms = (apr_int64_t)apr_time_as_msec(a->sc->session_ttl);
+    apr_int64_t idle_ms =
+        (apr_int64_t)apr_time_as_msec(relay_config_admin(a->sc)->session_idle);
 
     s.user_id = a->who.user_id;
     s.version = a->who.session_version;
-    s.expires_ms = admin_now_ms() + ttl_ms;
+    s.issued_ms = s.last_ms = admin_now_ms();
+    admin_session_limits(&s, ttl_ms, idle_ms, s.issued_ms);
     s.csrf = nebula_crypto_token(a->r->pool, NULL, ADMIN_CSRF_CHARS);
     cookie = s.csrf ? admin_session_make(a->r->pool, a->sc->session_secret, &s) : NULL;
     if (cookie == NULL) {
@@ -198,6 +421,7 @@ static int issue_session(admin_req_t *a, json_t *out)
     admin_session_set_cookies(a->r, cookie, s.csrf, ttl_ms / 1000);
     json_object_set_new(out, "csrf_token", json_string(s.csrf));
     json_object_set_new(out, "expires_at", json_integer(s.expires_ms));
+    json_object_set_new(out, "idle_expires_at", json_integer(s.idle_ms));
     return 1;
 }
 
@@ -314,6 +538,15 @@ int admin_auth_me(admin_req_t *a)
 
     json_object_set_new(out, "auth", json_string(via_names[a->who.via]));
     json_object_set_new(out, "role", json_string(a->who.role));
+    /* the UI sends it back in X-CSRF-Token (it never reads a cookie) */
+    json_object_set_new(out, "csrf_token",
+                        a->who.csrf ? json_string(a->who.csrf) : json_null());
+    json_object_set_new(out, "expires_at",
+                        a->who.expires_ms ? json_integer(a->who.expires_ms)
+                                          : json_null());
+    json_object_set_new(out, "idle_expires_at",
+                        a->who.idle_expires_ms ? json_integer(a->who.idle_expires_ms)
+                                               : json_null());
     if (a->who.user_id > 0) {
         if (!admin_db(a)) {
             json_decref(out);
@@ -392,6 +625,7 @@ int admin_auth_password(admin_req_t *a)
     out = json_object();
     json_object_set_new(out, "csrf_token", json_null());
     json_object_set_new(out, "expires_at", json_null());
+    json_object_set_new(out, "idle_expires_at", json_null());
     a->who.session_version++;
     if (a->who.via == ADMIN_AUTH_SESSION && !issue_session(a, out)) {
         json_decref(out);

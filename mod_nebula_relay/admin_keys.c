@@ -9,10 +9,10 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <http_protocol.h>
-#include "relay_admin.h"
+#include "admin_keys.h"
 #include "nebula_apikey.h"
 
-static const admin_col_t key_cols[] = {{"id", NULL, ADMIN_COL_INT},
+const admin_col_t admin_keys_cols[] = {{"id", NULL, ADMIN_COL_INT},
                                        {"user_id", NULL, ADMIN_COL_INT},
                                        {"username", "u.username", ADMIN_COL_NSTR},
                                        {"name", NULL, ADMIN_COL_STR},
@@ -30,22 +30,9 @@ static const admin_col_t key_cols[] = {{"id", NULL, ADMIN_COL_INT},
                                        {"accessed_at", NULL, ADMIN_COL_NINT},
                                        {NULL, NULL, 0}};
 
-#define KEYS_FROM "FROM api_keys k LEFT JOIN users u ON u.id = k.user_id"
-
 static const char *const key_statuses[] = {"active", "disabled", "expired", "exhausted",
                                            NULL};
-static const char *const settable_statuses[] = {"active", "disabled", NULL};
-
-/* The fields of a key request; st_* hold ADMIN_SET / ADMIN_NULL / ADMIN_ABSENT. */
-typedef struct {
-    apr_int64_t user_id;
-    const char *name, *group, *status, *key;
-    apr_int64_t expires, remain, max_body;
-    int unlimited;
-    json_t *models, *ips;
-    int st_name, st_group, st_status, st_expires, st_remain, st_max_body, st_unlimited,
-        st_models, st_ips;
-} key_input_t;
+const char *const admin_keys_settable_statuses[] = {"active", "disabled", NULL};
 
 int admin_keys_valid_cidr(const char *s)
 {
@@ -75,20 +62,21 @@ int admin_keys_valid_cidr(const char *s)
            bits <= max;
 }
 
-static json_t *keys_json(admin_req_t *a, apr_int64_t id)
+json_t *admin_keys_json(admin_req_t *a, apr_int64_t id)
 {
     const char *args[1] = {admin_i64(a, id)};
     nebula_dbd_rows_t rows;
-    const char *sql = apr_pstrcat(a->r->pool, "SELECT ", admin_cols_sql(a, key_cols, "k"),
-                                  " " KEYS_FROM " WHERE k.id = %lld", NULL);
+    const char *sql =
+        apr_pstrcat(a->r->pool, "SELECT ", admin_cols_sql(a, admin_keys_cols, "k"),
+                    " " ADMIN_KEYS_FROM " WHERE k.id = %lld", NULL);
 
     if (admin_db_select(a, sql, 1, args, &rows) != APR_SUCCESS || rows.nrows != 1) {
         return NULL;
     }
-    return admin_row_json(&rows, 0, 0, key_cols);
+    return admin_row_json(&rows, 0, 0, admin_keys_cols);
 }
 
-static void read_ips(admin_req_t *a, json_t *b, key_input_t *in)
+static void read_ips(admin_req_t *a, json_t *b, admin_key_input_t *in)
 {
     json_t *v;
     size_t i;
@@ -106,7 +94,7 @@ static void read_ips(admin_req_t *a, json_t *b, key_input_t *in)
 }
 
 /* The fields shared by create, import and patch. */
-static void read_fields(admin_req_t *a, json_t *b, key_input_t *in)
+void admin_keys_read_fields(admin_req_t *a, json_t *b, admin_key_input_t *in)
 {
     apr_int64_t now = admin_now_ms();
 
@@ -158,8 +146,8 @@ static const char *opt_int(admin_req_t *a, int st, apr_int64_t v, apr_int64_t df
 }
 
 /* Insert the key whose hash and prefix are given; its id. */
-static apr_status_t insert_key(admin_req_t *a, const key_input_t *in, const char *hash,
-                               const char *prefix, apr_int64_t *id)
+static apr_status_t insert_key(admin_req_t *a, const admin_key_input_t *in,
+                               const char *hash, const char *prefix, apr_int64_t *id)
 {
     const char *args[13];
 
@@ -186,7 +174,7 @@ static apr_status_t insert_key(admin_req_t *a, const key_input_t *in, const char
 }
 
 /* Create (import == 0) or import a key from a checked request. */
-static int create_key(admin_req_t *a, key_input_t *in, int import)
+int admin_keys_create_key(admin_req_t *a, admin_key_input_t *in, int import)
 {
     char *key = NULL, *hash, *prefix;
     apr_int64_t id;
@@ -217,7 +205,7 @@ static int create_key(admin_req_t *a, key_input_t *in, int import)
                 apr_psprintf(a->r->pool,
                              "%" APR_INT64_T_FMT " for user %" APR_INT64_T_FMT, id,
                              in->user_id));
-    out = keys_json(a, id);
+    out = admin_keys_json(a, id);
     if (out && key) {
         json_object_set_new(out, "key", json_string(key));
     }
@@ -257,7 +245,7 @@ static int create_or_import(admin_req_t *a, int import)
                                                 "allowed_models", "allowed_ips",
                                                 "max_body_bytes", NULL};
     json_t *b = admin_body(a);
-    key_input_t in;
+    admin_key_input_t in;
 
     memset(&in, 0, sizeof(in));
     if (b == NULL) {
@@ -280,14 +268,14 @@ static int create_or_import(admin_req_t *a, int import)
                       "'key' must be 48 characters of A-Z a-z 0-9, with or "
                       "without the prefix 'sk-'");
     }
-    read_fields(a, b, &in);
+    admin_keys_read_fields(a, b, &in);
     if (a->err_status) {
         return admin_send_recorded(a);
     }
     if (!check_owner(a, in.user_id)) {
         return OK;
     }
-    return create_key(a, &in, import);
+    return admin_keys_create_key(a, &in, import);
 }
 
 int admin_keys_create(admin_req_t *a)
@@ -307,11 +295,24 @@ int admin_keys_get(admin_req_t *a)
     if (!admin_db(a)) {
         return OK;
     }
-    if ((k = keys_json(a, a->id[0])) == NULL) {
+    if ((k = admin_keys_json(a, a->id[0])) == NULL) {
         return admin_error(a, HTTP_NOT_FOUND, "not_found", "id",
                            "key %" APR_INT64_T_FMT " does not exist", a->id[0]);
     }
     return admin_send_data(a, HTTP_OK, k);
+}
+
+void admin_keys_search(admin_req_t *a, admin_sql_t *w, const char *status, const char *q)
+{
+    if (status) {
+        admin_sql_where(w, "k.status = %s", status);
+    }
+    if (q) {
+        admin_sql_where(w,
+                        "(LOWER(k.name) LIKE LOWER(%s) ESCAPE '!' OR k.key_prefix LIKE %s "
+                        "ESCAPE '!')",
+                        admin_like(a->r->pool, q));
+    }
 }
 
 int admin_keys_list(admin_req_t *a)
@@ -343,24 +344,16 @@ int admin_keys_list(admin_req_t *a)
     if (!admin_db(a)) {
         return OK;
     }
-    admin_sql_init(&w, a->r->pool, KEYS_FROM);
+    admin_sql_init(&w, a->r->pool, ADMIN_KEYS_FROM);
     if (user_id) {
         admin_sql_where(&w, "k.user_id = %lld", admin_i64(a, user_id));
-    }
-    if (status) {
-        admin_sql_where(&w, "k.status = %s", status);
     }
     if (group) {
         admin_sql_where(&w, "k.key_group = %s", group);
     }
-    if (q) {
-        admin_sql_where(
-            &w,
-            "(LOWER(k.name) LIKE LOWER(%s) ESCAPE '!' OR k.key_prefix LIKE %s "
-            "ESCAPE '!')",
-            admin_like(a->r->pool, q));
-    }
-    return admin_db_send_page(a, &w, key_cols, "k", "k.id DESC", page, per_page, "keys");
+    admin_keys_search(a, &w, status, q);
+    return admin_db_send_page(a, &w, admin_keys_cols, "k", "k.id DESC", page, per_page,
+                              "keys");
 }
 
 /* The key a->id[0] exists and the caller may manage its owner. */
@@ -373,7 +366,7 @@ static int target_key(admin_req_t *a)
     if (!admin_db(a)) {
         return 0;
     }
-    if ((k = keys_json(a, a->id[0])) == NULL) {
+    if ((k = admin_keys_json(a, a->id[0])) == NULL) {
         admin_error(a, HTTP_NOT_FOUND, "not_found", "id",
                     "key %" APR_INT64_T_FMT " does not exist", a->id[0]);
         return 0;
@@ -392,7 +385,7 @@ static int target_key(admin_req_t *a)
 }
 
 /* UPDATE api_keys for the fields present in @a in. */
-static const char *patch_sql(admin_req_t *a, const key_input_t *in, admin_sql_t *q)
+static const char *patch_sql(admin_req_t *a, const admin_key_input_t *in, admin_sql_t *q)
 {
     admin_sql_init(q, a->r->pool, "UPDATE api_keys SET id = id");
     if (in->st_name == ADMIN_SET) {
@@ -441,8 +434,7 @@ int admin_keys_patch(admin_req_t *a)
                                          "status",
                                          NULL};
     json_t *b = admin_body(a);
-    key_input_t in;
-    admin_sql_t q;
+    admin_key_input_t in;
 
     memset(&in, 0, sizeof(in));
     if (b == NULL) {
@@ -452,29 +444,43 @@ int admin_keys_patch(admin_req_t *a)
         return OK;
     }
     admin_only_fields(a, b, fields);
-    read_fields(a, b, &in);
-    in.st_status = admin_field_enum(a, b, "status", 0, settable_statuses, &in.status);
+    admin_keys_read_fields(a, b, &in);
+    in.st_status =
+        admin_field_enum(a, b, "status", 0, admin_keys_settable_statuses, &in.status);
     if (!a->err_status && json_object_size(b) == 0) {
         admin_invalid(a, NULL, "give at least one field to change");
     }
     if (a->err_status) {
         return admin_send_recorded(a);
     }
-    if (admin_db_exec(a, patch_sql(a, &in, &q), q.n, q.args, NULL) != APR_SUCCESS) {
+    return admin_keys_update(a, &in);
+}
+
+int admin_keys_update(admin_req_t *a, const admin_key_input_t *in)
+{
+    admin_sql_t q;
+    const char *sql = patch_sql(a, in, &q);
+
+    if (admin_db_exec(a, sql, q.n, q.args, NULL) != APR_SUCCESS) {
         return admin_db_fail(a, "change a key");
     }
     relay_gen_bump();
     admin_audit(a, "update-key", admin_i64(a, a->id[0]));
-    return admin_send_data(a, HTTP_OK, keys_json(a, a->id[0]));
+    return admin_send_data(a, HTTP_OK, admin_keys_json(a, a->id[0]));
 }
 
 int admin_keys_delete(admin_req_t *a)
 {
-    const char *args[1];
-
     if (!target_key(a)) {
         return OK;
     }
+    return admin_keys_remove(a);
+}
+
+int admin_keys_remove(admin_req_t *a)
+{
+    const char *args[1];
+
     args[0] = admin_i64(a, a->id[0]);
     if (admin_db_exec(a, "DELETE FROM api_keys WHERE id = %lld", 1, args, NULL) !=
         APR_SUCCESS) {

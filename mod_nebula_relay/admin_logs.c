@@ -75,12 +75,10 @@ int admin_logs_range(admin_req_t *a, apr_int64_t *from, apr_int64_t *to)
     return a->err_status ? ADMIN_BAD : ADMIN_SET;
 }
 
-int admin_logs_list(admin_req_t *a)
+int admin_logs_send_list(admin_req_t *a, const char *const *allowed, const admin_col_t *cols,
+                         apr_int64_t (*owner)(admin_req_t *a))
 {
-    static const char *const allowed[] = {"page",   "per_page", "from",  "to",
-                                          "key_id", "user_id",  "model", "channel_id",
-                                          "status", "stream",   NULL};
-    apr_int64_t page, per_page, from = -1, to = -1;
+    apr_int64_t page, per_page, from = -1, to = -1, uid = 0;
     admin_sql_t w;
 
     admin_query_only(a, allowed);
@@ -97,11 +95,24 @@ int admin_logs_list(admin_req_t *a)
     if (a->err_status) {
         return admin_send_recorded(a);
     }
-    if (!admin_db(a)) {
+    /* the owner's lookup answers the request itself when there is none */
+    if ((owner && (uid = owner(a)) == 0) || !admin_db(a)) {
         return OK;
     }
-    return admin_db_send_page(a, &w, log_cols, NULL, "created_at DESC, id DESC", page,
-                              per_page, "request logs");
+    if (owner) {
+        admin_sql_where(&w, "user_id = %lld", admin_i64(a, uid));
+    }
+    return admin_db_send_page(a, &w, cols, NULL, "created_at DESC, id DESC", page, per_page,
+                              "request logs");
+}
+
+int admin_logs_list(admin_req_t *a)
+{
+    static const char *const allowed[] = {"page",   "per_page", "from",  "to",
+                                          "key_id", "user_id",  "model", "channel_id",
+                                          "status", "stream",   NULL};
+
+    return admin_logs_send_list(a, allowed, log_cols, NULL);
 }
 
 int admin_logs_get(admin_req_t *a)

@@ -57,12 +57,16 @@ static const admin_route_t routes[] = {
     {"GET", "/api/audit/export", admin_audit_export, ROUTE_ANY_ROLE},
     {NULL, NULL, NULL, 0}};
 
+/* GET routes of flags 0 that show secrets in clear: not for operators */
+static const char *const secret_reads[] = {"/api/vouchers/{id}/export", NULL};
+
 /* every route table, searched in order: the core's, then each area's */
 static const admin_route_t *const tables[] = {routes, admin_billing_routes,
                                               admin_plans_routes, admin_caps_routes,
                                               admin_limits_routes,
                                               admin_payments_routes, admin_vouchers_routes,
-                                              NULL};
+                                              admin_dashboard_routes, admin_self_routes,
+                                              admin_settings_routes, NULL};
 
 /* A positive decimal id without sign or leading zero, below 2^63. */
 static int parse_id(const char *s, apr_size_t n, apr_int64_t *out)
@@ -164,6 +168,28 @@ static int method_changes_state(const request_rec *r)
     return r->method_number != M_GET && r->method_number != M_OPTIONS;
 }
 
+/* Whether the principal's role may use @a route (of neither ROUTE_PUBLIC
+ * nor ROUTE_ANY_ROLE): admin and root all of them; operator, read-only, the
+ * GET/HEAD ones but those that show secrets. */
+static int role_allows(const admin_req_t *a, const admin_route_t *route)
+{
+    int i;
+
+    if (admin_auth_is_manager(a)) {
+        return 1;
+    }
+    if (a->who.role == NULL || strcmp(a->who.role, "operator") ||
+        a->r->method_number != M_GET) {
+        return 0;
+    }
+    for (i = 0; secret_reads[i]; ++i) {
+        if (strcmp(route->pattern, secret_reads[i]) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Credentials, 404/405, role. OK to go on; anything else: answered. */
 static int admin_gate(admin_req_t *a, const admin_route_t *route, const char *allow)
 {
@@ -191,9 +217,12 @@ static int admin_gate(admin_req_t *a, const admin_route_t *route, const char *al
                     a->r->uri);
         return HTTP_NOT_FOUND;
     }
-    if (!(route->flags & (ROUTE_PUBLIC | ROUTE_ANY_ROLE)) && !admin_auth_is_manager(a)) {
+    if (!(route->flags & (ROUTE_PUBLIC | ROUTE_ANY_ROLE)) && !role_allows(a, route)) {
         admin_error(a, HTTP_FORBIDDEN, "forbidden", NULL,
-                    "this route needs the role admin or root");
+                    a->r->method_number == M_GET && a->who.role &&
+                            !strcmp(a->who.role, "operator")
+                        ? "this route shows secrets: it needs the role admin or root"
+                        : "this route needs the role admin or root");
         return HTTP_FORBIDDEN;
     }
     return OK;

@@ -30,9 +30,12 @@
 #define ADMIN_MAX_PAGE         1000000
 
 /** Cookie names: the signed session (HttpOnly) and the CSRF token the UI
- *  reads and echoes in X-CSRF-Token. */
+ *  reads and echoes in X-CSRF-Token; with Secure cookies (https, or
+ *  NebulaAdminCookieSecure On) the "__Host-" names instead, and only those
+ *  are accepted there. */
 #define ADMIN_SESSION_COOKIE "nebula_session"
 #define ADMIN_CSRF_COOKIE    "nebula_csrf"
+#define ADMIN_HOST_PREFIX    "__Host-"
 #define ADMIN_CSRF_HEADER    "X-CSRF-Token"
 /** Prefix of users' management access tokens. */
 #define ADMIN_ACCESS_TOKEN_PREFIX "nat-"
@@ -42,16 +45,29 @@ typedef enum {
     ADMIN_AUTH_NONE = 0,
     ADMIN_AUTH_ROOT_TOKEN, /**< NebulaAdminToken: root, no user row */
     ADMIN_AUTH_USER_TOKEN, /**< a user's management access token */
-    ADMIN_AUTH_SESSION     /**< signed session cookie from POST /api/auth/login */
+    ADMIN_AUTH_SESSION,    /**< signed session cookie from POST /api/auth/login */
+    ADMIN_AUTH_REMOTE_USER /**< r->user of an httpd auth module
+                                (NebulaAdminTrustRemoteUser On) */
 } admin_auth_e;
+
+/** Default of NebulaAdminSessionIdle. */
+#define ADMIN_DEFAULT_SESSION_IDLE apr_time_from_sec(30 * 60)
+
+/** The admin authentication settings of @a sc (the server config of a
+ *  request, relay_config_srv()). */
+const admin_auth_conf_t *relay_config_admin(const relay_srv_conf_t *sc);
+/** Whether @a role is one of user, operator, admin, root. */
+int admin_auth_valid_role(const char *role);
 
 typedef struct {
     admin_auth_e via;
     apr_int64_t user_id;         /**< 0 for the root token */
     const char *username;        /**< for the audit log */
-    const char *role;            /**< "root", "admin" or "user" */
+    const char *role;            /**< "root", "admin", "operator" or "user" */
     apr_int64_t session_version; /**< of the user row */
-    const char *csrf;            /**< the session's CSRF token (sessions only) */
+    const char *csrf;            /**< the CSRF token (sessions, remote users) */
+    apr_int64_t expires_ms;      /**< sessions: absolute end (Unix ms), else 0 */
+    apr_int64_t idle_expires_ms; /**< sessions: end unless used again, else 0 */
 } admin_principal_t;
 
 /** Values of a query-string or body field lookup. */
@@ -89,6 +105,9 @@ struct admin_req_t {
 #define ROUTE_ANY_ROLE 0x2 /**< any signed-in user, whatever its role */
 #define ROUTE_RAW_BODY 0x4 /**< the handler reads the body itself (signed
                                 provider callbacks: form or raw JSON) */
+/* An operator (read-only) may use every GET/HEAD route of flags 0 except
+ * those that show secrets in clear (listed in admin_route.c); a write, or a
+ * route of flags 0 for the role user, is 403. */
 
 /** One route: a method, a pattern of segments ({id} a positive integer,
  *  {name} a group name, {uuid} a request-log id) and its handler. */
@@ -113,6 +132,13 @@ extern const admin_route_t admin_limits_routes[];
 extern const admin_route_t admin_payments_routes[];
 /** Vouchers, redemption and new-api's redemption routes (admin_vouchers.c). */
 extern const admin_route_t admin_vouchers_routes[];
+/** The dashboard's statistics, /api/stats/summary (admin_stats_summary.c). */
+extern const admin_route_t admin_dashboard_routes[];
+/** The caller's own keys, request logs and statistics, /api/self/keys,
+ *  /api/self/logs, /api/self/stats/... (admin_self_keys.c, admin_self_usage.c). */
+extern const admin_route_t admin_self_routes[];
+/** The settings page, /api/settings (admin_settings.c). */
+extern const admin_route_t admin_settings_routes[];
 
 /** The "nebula-admin" handler (NebulaAdmin On). */
 int relay_admin_handler(request_rec *r);
@@ -286,7 +312,11 @@ void admin_ratelimit_succeeded(const char *username);
 typedef struct {
     apr_int64_t user_id;
     apr_int64_t version;    /**< users.session_version when it was issued */
-    apr_int64_t expires_ms; /**< Unix ms */
+    apr_int64_t issued_ms;  /**< sign-in time, Unix ms (absolute limit from it) */
+    apr_int64_t last_ms;    /**< last activity the cookie records (idle limit) */
+    apr_int64_t expires_ms; /**< absolute end: issued + NebulaAdminSessionTTL */
+    apr_int64_t idle_ms;    /**< idle end: last + NebulaAdminSessionIdle (never
+                                 beyond expires_ms) */
     const char *csrf;
 } admin_session_t;
 
@@ -294,16 +324,28 @@ typedef struct {
 const char *admin_session_make(apr_pool_t *p, const char *secret,
                                const admin_session_t *s);
 
-/** 1 when @a value is well-formed, correctly signed and not expired (then
- *  @a s is filled), else 0. */
+/** 1 when @a value is well-formed and correctly signed (then @a s is
+ *  filled: user_id, version, issued_ms, last_ms, csrf), else 0. Expiry is
+ *  the caller's: admin_session_limits(). */
 int admin_session_parse(apr_pool_t *p, const char *secret, const char *value,
                         apr_int64_t now_ms, admin_session_t *s);
+/** Set s->expires_ms and s->idle_ms from @a ttl_ms and @a idle_ms; 1 when
+ *  @a now_ms is before both (and not before the sign-in), else 0. */
+int admin_session_limits(admin_session_t *s, apr_int64_t ttl_ms, apr_int64_t idle_ms,
+                         apr_int64_t now_ms);
 
 /** Every value of cookie @a name the request carries (const char *). */
 apr_array_header_t *admin_session_cookies(request_rec *r, const char *name);
+/** Whether the vhost of @a r sets Secure cookies (https, or
+ *  NebulaAdminCookieSecure On). */
+int admin_session_secure(request_rec *r);
+/** The name of the session cookie (@a csrf 0) or of the CSRF cookie (1) on
+ *  the vhost of @a r: "__Host-" prefixed when Secure. */
+const char *admin_session_cookie_name(request_rec *r, int csrf);
 
 /** Set-Cookie for the session (HttpOnly) and the CSRF token (readable); both
- *  Path=/, SameSite=Strict, Secure over https. */
+ *  Path=/, SameSite=Strict, no Domain, Secure when admin_session_secure().
+ *  Replaces any Set-Cookie already in the response. */
 void admin_session_set_cookies(request_rec *r, const char *session, const char *csrf,
                                apr_int64_t max_age_s);
 /** Expire both cookies. */
@@ -403,6 +445,11 @@ admin_handler_fn admin_logs_list, admin_logs_get, admin_stats_usage;
 void admin_logs_filters(admin_req_t *a, admin_sql_t *w, int with_status);
 /** from/to (Unix ms) from the query; untouched when absent. */
 int admin_logs_range(admin_req_t *a, apr_int64_t *from, apr_int64_t *to);
+/** A page of request logs filtered by the query (@a allowed names its
+ *  parameters), shown as @a cols; with @a owner, only the rows of the user it
+ *  returns (0: it has answered the request, e.g. no user). */
+int admin_logs_send_list(admin_req_t *a, const char *const *allowed, const admin_col_t *cols,
+                         apr_int64_t (*owner)(admin_req_t *a));
 
 /* ---- admin_export.c ------------------------------------------------------ */
 /**

@@ -6,6 +6,7 @@
 #include <apr_lib.h>
 #include <apr_uri.h>
 #include "relay_private.h"
+#include "relay_admin.h"     /* admin_auth_conf_t */
 #include "admin_payments.h" /* pay_money_parse */
 #include "relay_health.h"
 #include "nebula_ap.h"
@@ -146,10 +147,30 @@ static const char *set_ping(cmd_parms *cmd, void *dc, const char *arg)
 
 /* ---- per-server ------------------------------------------------------ */
 
+const admin_auth_conf_t *relay_config_admin(const relay_srv_conf_t *sc)
+{
+    return &sc->admin;
+}
+
+static void merge_admin(admin_auth_conf_t *c, const admin_auth_conf_t *base,
+                        const admin_auth_conf_t *add)
+{
+    c->cookie_secure = GET(add, base, cookie_secure);
+    c->session_idle = GET(add, base, session_idle);
+    c->trust_remote_user = GET(add, base, trust_remote_user);
+    c->remote_user_role = add->remote_user_role ? add->remote_user_role
+                                                : base->remote_user_role;
+    c->remote_role_env = add->remote_role_env ? add->remote_role_env
+                                              : base->remote_role_env;
+}
+
 void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
 {
     relay_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
+    c->admin.cookie_secure = RELAY_UNSET;
+    c->admin.session_idle = RELAY_UNSET;
+    c->admin.trust_remote_user = RELAY_UNSET;
     c->session_ttl = RELAY_UNSET;
     c->retries = RELAY_UNSET;
     c->cache_ttl = RELAY_UNSET;
@@ -187,6 +208,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     relay_srv_conf_t *base = basev, *add = addv;
     relay_srv_conf_t *c = apr_pcalloc(p, sizeof(*c));
 
+    merge_admin(&c->admin, &base->admin, &add->admin);
     c->crypto_secret = add->crypto_secret ? add->crypto_secret : base->crypto_secret;
     c->session_secret = add->session_secret ? add->session_secret : base->session_secret;
     c->admin_token = add->admin_token ? add->admin_token : base->admin_token;
@@ -213,9 +235,21 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
 {
     for (; s; s = s->next) {
         relay_srv_conf_t *c = relay_config_srv(s);
+        admin_auth_conf_t *ac = &c->admin;
 
         c->session_ttl = c->session_ttl == RELAY_UNSET ? RELAY_DEFAULT_SESSION_TTL
                                                        : c->session_ttl;
+        ac->session_idle = ac->session_idle == RELAY_UNSET ? ADMIN_DEFAULT_SESSION_IDLE
+                                                           : ac->session_idle;
+        ac->cookie_secure = ac->cookie_secure == 1;
+        ac->trust_remote_user = ac->trust_remote_user == 1;
+        if (ac->remote_user_role && strcmp(ac->remote_user_role, "none") == 0) {
+            ac->remote_user_role = NULL; /* "none" set here overrides a global role */
+        }
+        if (ac->trust_remote_user && c->session_secret == NULL) {
+            return "NebulaAdminTrustRemoteUser On needs NebulaSessionSecret (it signs "
+                   "the CSRF tokens of remote users)";
+        }
         c->retries = c->retries == RELAY_UNSET ? RELAY_DEFAULT_RETRIES : c->retries;
         c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
         c->retest = c->retest == RELAY_UNSET ? RELAY_DEFAULT_RETEST : c->retest;
@@ -267,6 +301,46 @@ static const char *set_duration(cmd_parms *cmd, apr_interval_time_t *slot,
 static const char *set_session_ttl(cmd_parms *cmd, void *dc, const char *arg)
 {
     return set_duration(cmd, &relay_config_srv(cmd->server)->session_ttl, arg);
+}
+
+static const char *set_session_idle(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_duration(cmd, &relay_config_srv(cmd->server)->admin.session_idle,
+                        arg);
+}
+
+static const char *set_admin_flag(cmd_parms *cmd, void *dc, int on)
+{
+    admin_auth_conf_t *ac = &relay_config_srv(cmd->server)->admin;
+
+    *(int *)((char *)ac + (apr_size_t)cmd->info) = on;
+    return NULL;
+}
+
+/* NebulaAdminRemoteUserRole user|operator|admin|root|none */
+static const char *set_remote_role(cmd_parms *cmd, void *dc, const char *arg)
+{
+    admin_auth_conf_t *ac = &relay_config_srv(cmd->server)->admin;
+
+    if (strcmp(arg, "none") && !admin_auth_valid_role(arg)) {
+        return "NebulaAdminRemoteUserRole: give user, operator, admin, root or none";
+    }
+    ac->remote_user_role = arg;
+    return NULL;
+}
+
+static const char *set_remote_role_env(cmd_parms *cmd, void *dc, const char *arg)
+{
+    admin_auth_conf_t *ac = &relay_config_srv(cmd->server)->admin;
+    const char *c;
+
+    for (c = arg; *c; ++c) {
+        if (!apr_isalnum(*c) && *c != '_' && *c != '-') {
+            return "NebulaAdminRemoteRoleEnv: give the name of an environment variable";
+        }
+    }
+    ac->remote_role_env = *arg ? arg : NULL;
+    return NULL;
 }
 
 static const char *set_cache_ttl(cmd_parms *cmd, void *dc, const char *arg)
@@ -541,7 +615,21 @@ const command_rec relay_config_cmds[] = {
                   (void *)APR_OFFSETOF(relay_srv_conf_t, admin_token), RSRC_CONF,
                   "A root token for the admin API (bootstrap; optional)"),
     AP_INIT_TAKE1("NebulaAdminSessionTTL", set_session_ttl, NULL, RSRC_CONF,
-                  "How long an admin session lasts (default 12h)"),
+                  "How long an admin session lasts at most (default 12h)"),
+    AP_INIT_TAKE1("NebulaAdminSessionIdle", set_session_idle, NULL, RSRC_CONF,
+                  "An admin session unused this long ends (default 30m)"),
+    AP_INIT_FLAG("NebulaAdminCookieSecure", set_admin_flag,
+                 (void *)APR_OFFSETOF(admin_auth_conf_t, cookie_secure), RSRC_CONF,
+                 "On for Secure __Host- admin cookies when TLS ends at a proxy in "
+                 "front (always so on https)"),
+    AP_INIT_FLAG("NebulaAdminTrustRemoteUser", set_admin_flag,
+                 (void *)APR_OFFSETOF(admin_auth_conf_t, trust_remote_user), RSRC_CONF,
+                 "On to accept the user an httpd auth module authenticated"),
+    AP_INIT_TAKE1("NebulaAdminRemoteUserRole", set_remote_role, NULL, RSRC_CONF,
+                  "Role of remote users without a users row, provisioned on first "
+                  "sight (user, operator, admin, root; default none: refused)"),
+    AP_INIT_TAKE1("NebulaAdminRemoteRoleEnv", set_remote_role_env, NULL, RSRC_CONF,
+                  "Environment variable an auth module sets to the remote user's role"),
     AP_INIT_TAKE1("NebulaRetries", set_retries, NULL, RSRC_CONF,
                   "Attempts on other channels after a retriable failure (default 2)"),
     AP_INIT_TAKE1("NebulaCacheTTL", set_cache_ttl, NULL, RSRC_CONF,

@@ -68,6 +68,15 @@ typedef struct {
 #define RELAY_DEFAULT_CURRENCY    "usd"
 #define RELAY_DEFAULT_STRIPE_API  "https://api.stripe.com"
 
+/** The admin authentication directives of a server (relay_config.c). */
+typedef struct {
+    int cookie_secure;                /**< NebulaAdminCookieSecure (0 unless On) */
+    apr_interval_time_t session_idle; /**< NebulaAdminSessionIdle */
+    int trust_remote_user;            /**< NebulaAdminTrustRemoteUser */
+    const char *remote_user_role;     /**< NebulaAdminRemoteUserRole, NULL: none */
+    const char *remote_role_env;      /**< NebulaAdminRemoteRoleEnv, or NULL */
+} admin_auth_conf_t;
+
 /** Per-server settings. Secrets come from ${ENV} substitution. */
 typedef struct {
     const char *crypto_secret;     /**< NebulaCryptoSecret: upstream keys at rest */
@@ -91,6 +100,7 @@ typedef struct {
     /** Built in post_config from crypto_secret; NULL when it is unset. */
     nebula_crypto_keyring_t *keyring;
     relay_pay_conf_t pay;          /**< top-up by payment */
+    admin_auth_conf_t admin;       /**< admin sign-in (relay_admin.h) */
 } relay_srv_conf_t;
 
 #define RELAY_DEFAULT_RETRIES      2

@@ -326,6 +326,28 @@ check('self account', 'GET', '/api/self/account', 200, token => $tok);
 check('self account (root token)', 'GET', '/api/self/account', 400);
 check('self ledger', 'GET', '/api/self/ledger?kind=topup', 200, token => $tok);
 
+# the caller's own keys, logs and statistics, the dashboard summary, settings
+my $sk = data_of('self key create', 'POST', '/api/self/keys', 201, token => $tok,
+                 body => { name => "$t-self", remain_quota => 1000 });
+check('self keys', 'GET', '/api/self/keys', 200, token => $tok);
+check('self key', 'GET', "/api/self/keys/$sk->{id}", 200, token => $tok);
+my $okey = data_of('a key of another user', 'POST', '/api/keys', 201,
+                   body => { user_id => $oper->{id}, name => "$t-ok", remain_quota => 1 });
+check('self key: foreign id', 'GET', "/api/self/keys/$okey->{id}", 404, token => $tok);
+check('self key patch', 'PATCH', "/api/self/keys/$sk->{id}", 200, token => $tok,
+      body => { name => "$t-self2" });
+check('self key: group refused', 'PATCH', "/api/self/keys/$sk->{id}", 403, token => $tok,
+      body => { key_group => 'default' });
+check('self key delete', 'DELETE', "/api/self/keys/$sk->{id}", 204, token => $tok);
+check('self logs', 'GET', '/api/self/logs?per_page=5', 200, token => $tok);
+check('self logs: user_id refused', 'GET', "/api/self/logs?user_id=$uid", 400, token => $tok);
+check('self usage', 'GET', '/api/self/stats/usage?bucket=day', 200, token => $tok);
+check('self summary', 'GET', '/api/self/stats/summary?by=model', 200, token => $tok);
+check('summary', 'GET', '/api/stats/summary?by=model&limit=5', 200);
+check('summary by user', 'GET', '/api/stats/summary?by=user', 200);
+check('summary: bad by', 'GET', '/api/stats/summary?by=planet', 400);
+check('settings', 'GET', '/api/settings', 200);
+
 my $cap = data_of('create cap', 'POST', '/api/billing/caps', 201,
                   body => { subject_kind => 'key', subject_id => $kid + 0, limit => 1000000,
                             metric => 'requests', period => 'day' });
