@@ -62,7 +62,9 @@ local $ENV{PATH} = "$ctldir:$ENV{PATH}";
     open(my $fh, '>', "$root/conf/httpd.conf") or die $!;
     print $fh "ServerRoot \"$root\"\nPidFile logs/httpd.pid\nErrorLog logs/error_log\n"
         . "ServerName localhost\nLoadModule mpm_event_module modules/mod_mpm_event.so\n"
-        . "LoadModule authz_core_module modules/mod_authz_core.so\n$conf";
+        . "LoadModule authz_core_module modules/mod_authz_core.so\n"
+        # the official image's httpd.conf loads mod_dir (DirectoryIndex)
+        . "LoadModule dir_module modules/mod_dir.so\n$conf";
     close $fh;
     local $ENV{NEBULA_DBD_DRIVER} = 'sqlite3';
     local $ENV{NEBULA_DBD_PARAMS} = "$tmp/image.db";

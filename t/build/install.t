@@ -16,4 +16,14 @@ for my $m (qw(relay billing gov)) {
     ok(-f $dest . libexecdir() . "/mod_nebula_$m.so", "mod_nebula_$m.so installed");
 }
 unlike($out, qr/LoadModule/i, 'apxs was not asked to edit httpd.conf (-a)');
+
+# the admin UI's static files, every one of them
+my $ui = tempdir(CLEANUP => 1);
+($rc, $out) = run_cmd('make', '-s', '-C', $top, 'install-data-local', "DESTDIR=$ui",
+                      'datadir=/usr/share');
+is($rc, 0, 'make install-data-local succeeds') or diag $out;
+my @want = split /\n/, `cd $top/admin/ui && find . -type f | sort`;
+my @got = split /\n/, `cd $ui/usr/share/nebula/admin-ui && find . -type f | sort`;
+ok(@want >= 10 && grep({ $_ eq './assets/app.js' } @want), 'the UI has its files');
+is_deeply(\@got, \@want, 'every file of admin/ui installed under datadir/nebula/admin-ui');
 done_testing();
