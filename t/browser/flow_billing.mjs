@@ -124,6 +124,9 @@ async function main() {
             page.waitForResponse((r) => r.url().endsWith('/api/billing/plans') && r.request().method() === 'POST'),
             pf.locator('button[data-action="save"]').click(),
         ]);
+        // the list is in id order and the suite may have made many plans before
+        await page.locator('[data-page="plans"] input[name="q"]').fill(planName);
+        await page.locator('[data-page="plans"] button[data-action="apply"]').click();
         await page.locator('table[data-table="plans"] tbody tr', { hasText: planName }).first().waitFor();
         const plan = (await admin('GET', `/api/billing/plans?q=${planName}`)).data[0];
         tap.ok(plan && plan.quota_per_period === 750000 && plan.status === 'active', 'the plan made in the UI is stored', plan);

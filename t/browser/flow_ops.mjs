@@ -83,6 +83,10 @@ try {
     await shot(page, 'flow-channel-form');
     await cf.locator('button[data-action="save"]').click();
     await cf.waitFor({ state: 'detached' });
+    // the list is in id order and the suite may have made many channels
+    // before: find ours with the name filter
+    await page.locator('main [data-page="channels"] input[name="q"]').fill(tag);
+    await page.locator('main [data-page="channels"] button[data-action="apply"]').click();
     const row = page.locator('table[data-table="channels"] tr', { hasText: tag });
     await row.waitFor();
     const chans = (await admin('GET', `/api/channels?q=${tag}`)).data;

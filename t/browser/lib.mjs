@@ -29,7 +29,8 @@ export async function launch({ width = 1366, height = 768, locale = 'en-US' } = 
         colorScheme: 'light' });
     const page = await context.newPage();
     const errors = watch(page);
-    page.setDefaultTimeout(15000);
+    // generous: a loaded CI machine is slow, and a wait ends as soon as it can
+    page.setDefaultTimeout(30000);
     return { browser, context, page, errors };
 }
 
