@@ -9,8 +9,10 @@ const PASSWORD = 'browser-test-password-1';
 
 const root = uniq('uiroot');
 const user = uniq('uiuser');
+const oper = uniq('uioper');
 await admin('POST', '/api/users', { username: root, password: PASSWORD, role: 'root' });
 await admin('POST', '/api/users', { username: user, password: PASSWORD, role: 'user' });
+await admin('POST', '/api/users', { username: oper, password: PASSWORD, role: 'operator' });
 
 async function settle(page, id) {
     const sel = `main [data-page="${id}"]`;
@@ -45,7 +47,7 @@ async function visit(page, errors, id, w, who) {
     tap.ok(errBoxes.length === 0 && heading.length > 0 && bad.length === 0 && overflow <= 0,
         `${who} ${id} @${w}: rendered with a heading, no error box, no console/page/HTTP error, no sideways scroll`,
         { errorBoxes: errBoxes, heading, errors: bad, overflow });
-    await shot(page, `${id}${who === 'user' ? '-user' : ''}-${w}`);
+    await shot(page, `${id}${who === 'root' ? '' : `-${who}`}-${w}`);
 }
 
 for (const [w, hgt] of SIZES) {
@@ -92,6 +94,28 @@ for (const [w, hgt] of SIZES) {
         tap.is(await page.locator('main [data-page="channels"]').count(), 0,
             'user: #/channels does not render the channels page');
         await shot(page, 'user-refused-1366');
+    } finally {
+        await browser.close();
+    }
+}
+// an operator reads: the overview, logs, billing and governance pages and
+// settings render without errors, the editing pages are not offered, and the
+// read-only pages offer no button that would change anything
+{
+    const { browser, page, errors } = await launch({ width: 1366, height: 768 });
+    try {
+        await login(page, { username: oper, password: PASSWORD });
+        const ids = await page.locator('#sidenav a[data-nav]').evaluateAll((as) => as.map((a) => a.dataset.nav));
+        tap.ok(['dashboard', 'logs', 'plans', 'ledger', 'policies', 'audit', 'settings'].every((i) => ids.includes(i))
+            && !ids.some((i) => ['channels', 'keys', 'users', 'orgs', 'groups'].includes(i)),
+            `operator: the read pages and no editing page in the nav (${ids.join(', ')})`);
+        for (const id of ids) await visit(page, errors, id, 1366, 'operator');
+        for (const id of ['plans', 'vouchers', 'policies', 'ratelimits']) {
+            await page.evaluate((p) => { location.hash = `#/${p}`; }, id);
+            await settle(page, id);
+            tap.is(await page.locator(`main [data-page="${id}"] button[data-action="create"]`).count(), 0,
+                `operator: ${id} offers no create button`);
+        }
     } finally {
         await browser.close();
     }
