@@ -112,9 +112,9 @@ static void cache_put(const char *hash, apr_uint32_t gen, const char **row)
 #endif
 }
 
-/* The key row for @a hash: cache, else database. APR_EGENERAL when the
- * database cannot be asked. */
-static apr_status_t key_row(request_rec *r, const char *hash, const char ***row)
+/* The key row for @a hash: cache, else database (then *@a loaded is set).
+ * APR_EGENERAL when the database cannot be asked. */
+static apr_status_t key_row(request_rec *r, const char *hash, const char ***row, int *loaded)
 {
     apr_uint32_t gen = relay_gen_current();
     nebula_ap_db_t *db;
@@ -122,6 +122,7 @@ static apr_status_t key_row(request_rec *r, const char *hash, const char ***row)
     const char *err = NULL;
     const char *args[1];
 
+    *loaded = 0;
     if (cache_get(r, hash, gen, row)) {
         return APR_SUCCESS;
     }
@@ -138,6 +139,7 @@ static apr_status_t key_row(request_rec *r, const char *hash, const char ***row)
     nebula_ap_db_close(db);
     *row = rows.nrows == 1 && rows.ncols == KEY_COLS ? rows.rows[0] : NULL;
     cache_put(hash, gen, *row);
+    *loaded = 1;
     return APR_SUCCESS;
 }
 
@@ -333,7 +335,7 @@ int relay_auth_check(request_rec *r, relay_key_t **key)
 {
     const char *cred = credential(r), *secret, **row = NULL;
     apr_int64_t forced;
-    int rc;
+    int rc, loaded = 0;
 
     if (cred == NULL) {
         return nebula_ap_error(r, HTTP_UNAUTHORIZED, "invalid_request_error",
@@ -345,7 +347,7 @@ int relay_auth_check(request_rec *r, relay_key_t **key)
         return nebula_ap_error(r, HTTP_UNAUTHORIZED, "invalid_request_error",
                                "invalid_api_key", NULL, "Incorrect API key provided.");
     }
-    if (key_row(r, nebula_apikey_hash(r->pool, secret), &row) != APR_SUCCESS) {
+    if (key_row(r, nebula_apikey_hash(r->pool, secret), &row, &loaded) != APR_SUCCESS) {
         apr_table_setn(r->err_headers_out, "Retry-After", "1");
         return nebula_ap_error(r, HTTP_SERVICE_UNAVAILABLE, "server_error",
                                "database_unavailable", NULL,
@@ -357,6 +359,7 @@ int relay_auth_check(request_rec *r, relay_key_t **key)
     }
     *key = key_from_row(r, row);
     (*key)->forced_channel = forced;
+    (*key)->touch = loaded;
     if ((rc = check_key(r, row, *key)) != OK) {
         return rc;
     }

@@ -38,6 +38,7 @@ void *relay_config_create_dir(apr_pool_t *p, char *dir)
     c->drain_timeout = RELAY_UNSET;
     c->ping = RELAY_UNSET;
     c->first_byte = RELAY_UNSET;
+    c->overhead_header = RELAY_UNSET;
     return c;
 }
 
@@ -55,6 +56,7 @@ void *relay_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->drain_timeout = GET(add, base, drain_timeout);
     c->ping = GET(add, base, ping);
     c->first_byte = GET(add, base, first_byte);
+    c->overhead_header = GET(add, base, overhead_header);
     return c;
 }
 
@@ -602,6 +604,9 @@ const command_rec relay_config_cmds[] = {
                   "silence (default off)"),
     AP_INIT_TAKE1("NebulaDrainTimeout", set_drain_timeout, NULL, OR_OPTIONS,
                   "How long drain keeps reading after the client left (default 30s)"),
+    AP_INIT_FLAG("NebulaOverheadHeader", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(relay_dir_conf_t, overhead_header), OR_OPTIONS,
+                 "On to send the gateway's own time as x-nebula-overhead-us (default Off)"),
     AP_INIT_FLAG("NebulaAdmin", ap_set_flag_slot,
                  (void *)APR_OFFSETOF(relay_dir_conf_t, admin), OR_OPTIONS,
                  "On to serve the admin API here (same as SetHandler nebula-admin)"),

@@ -4,6 +4,15 @@
  * (bounded), forwarded with the client's end-to-end headers, and the
  * response streamed back with mod_proxy_http's read loop (non-blocking read;
  * when the upstream pauses, FLUSH to the client and block).
+ *
+ * It also times every request it serves (docs/overhead.md): the gateway's
+ * own time is the time in this handler minus the waits for the upstream
+ * that relay_upstream.c reports (connecting, from sending the request to
+ * the response head, blocking reads and waits on the body). Every request
+ * counts into the host-wide histogram (relay_stats_overhead) as the handler
+ * returns; NebulaOverheadHeader On also sends the figure so far as
+ * x-nebula-overhead-us with the response head. Realtime sessions (hours of
+ * client frames) are not timed.
  */
 #include <apr_strings.h>
 #include <http_protocol.h>
@@ -12,6 +21,69 @@
 #include <mod_proxy.h>
 #include "relay_private.h"
 #include "nebula_ap.h"
+
+#define OVERHEAD_HEADER "x-nebula-overhead-us"
+
+/* The timing of one request, in its request_config. */
+typedef struct {
+    apr_time_t start;            /* the handler's entry */
+    apr_interval_time_t waited;  /* upstream waits so far */
+} relay_timing_t;
+
+static relay_timing_t *timing_of(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &nebula_relay_module);
+}
+
+static void overhead_begin(request_rec *r)
+{
+    relay_timing_t *t = apr_pcalloc(r->pool, sizeof(*t));
+
+    t->start = apr_time_now();
+    ap_set_module_config(r->request_config, &nebula_relay_module, t);
+}
+
+/* The own time so far, µs (never negative). */
+static apr_int64_t overhead_us(const relay_timing_t *t, apr_time_t now)
+{
+    apr_interval_time_t own = now - t->start - t->waited;
+
+    return own > 0 ? (apr_int64_t)own : 0;
+}
+
+static void overhead_end(request_rec *r)
+{
+    relay_timing_t *t = timing_of(r);
+
+    if (t != NULL) {
+        relay_stats_overhead(overhead_us(t, apr_time_now()));
+    }
+}
+
+apr_time_t relay_overhead_wait_begin(request_rec *r)
+{
+    return timing_of(r) != NULL ? apr_time_now() : 0;
+}
+
+void relay_overhead_wait_end(request_rec *r, apr_time_t since)
+{
+    relay_timing_t *t;
+
+    if (since != 0 && (t = timing_of(r)) != NULL) {
+        t->waited += apr_time_now() - since;
+    }
+}
+
+void relay_overhead_header(request_rec *r)
+{
+    relay_timing_t *t = timing_of(r);
+
+    if (t != NULL && relay_config_dir(r)->overhead_header == 1) {
+        apr_table_setn(r->headers_out, OVERHEAD_HEADER,
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    overhead_us(t, apr_time_now())));
+    }
+}
 
 /* Read the whole request body into r->pool, refusing more than @a max
  * (early, from Content-Length, when the client announced it). The buffer
@@ -175,6 +247,7 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
     }
     r->status = status;
     apr_table_do(copy_response_header, r, rh, NULL);
+    relay_overhead_header(r);
     if (r->header_only || status == HTTP_NO_CONTENT || status == HTTP_NOT_MODIFIED) {
         relay_upstream_close(up, 0);
         return OK;
@@ -187,18 +260,28 @@ int relay_handler(request_rec *r)
     const relay_dir_conf_t *dc;
     const relay_route_t *route;
     const char *arg;
+    int rc;
 
     if (r->handler == NULL || strcmp(r->handler, RELAY_HANDLER)) {
         return DECLINED;
     }
     dc = relay_config_dir(r);
     if (dc->passthrough != NULL) {
-        return passthrough(r, dc);
+        overhead_begin(r);
+        rc = passthrough(r, dc);
+        overhead_end(r);
+        return rc;
     }
     if ((route = relay_route_match(r, &arg)) == NULL) {
         return nebula_ap_error(r, HTTP_NOT_FOUND, "invalid_request_error",
                                "unknown_url", NULL, "Unknown request URL: %s %s.",
                                r->method, r->uri);
     }
-    return relay_dispatch(r, route, arg);
+    if (route->route == RELAY_ROUTE_REALTIME) {
+        return relay_dispatch(r, route, arg);
+    }
+    overhead_begin(r);
+    rc = relay_dispatch(r, route, arg);
+    overhead_end(r);
+    return rc;
 }

@@ -1,6 +1,7 @@
 /* relay_log.c: the end of every authenticated API request: billing's
  * settlement (or release) of the hold together with the request_logs row
- * (what the admin API's logs and stats read), the key's last use, and the
+ * (what the admin API's logs and stats read), the key's last use (written
+ * when the key was read from the database, not for every request), and the
  * env vars mod_log_config, mod_headers and <If> can use. */
 #include <apr_strings.h>
 #include <apr_optional.h>
@@ -84,13 +85,19 @@ void relay_log_request(relay_ctx_t *ctx)
     set_env(ctx);
     log_record(ctx, now, &log);
     ap_run_nebula_gov_done(r, &log); /* limits count what was used */
-    if ((db = nebula_ap_db_open(p, r->server)) == NULL) {
-        return;
+    if ((ctx->logged && !ctx->key->touch) || (db = nebula_ap_db_open(p, r->server)) == NULL) {
+        return; /* nothing to write: billing wrote the row, the key is cached */
     }
     if (!ctx->logged && nebula_ap_reqlog_insert(db, p, &log, 0, 0, &err) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "NEB01060: cannot write the request log row %s: %s",
                       ctx->req.request_id, err);
+    }
+    if (!ctx->key->touch) {
+        /* the key came from the cache: its last use was written when it was
+         * read from the database, at most NebulaCacheTTL ago */
+        nebula_ap_db_close(db);
+        return;
     }
     args[0] = I64(p, apr_time_as_msec(now));
     args[1] = I64(p, ctx->key->id);

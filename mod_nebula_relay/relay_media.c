@@ -540,6 +540,7 @@ static int speech_relay(relay_ctx_t *ctx, relay_upstream_t *up, int status,
     usage_set(ctx, ctx->req.prompt_tokens_estimate, 0, 0);
     r->status = ctx->status = status;
     ap_set_content_type(r, apr_pstrdup(r->pool, ct ? ct : "application/octet-stream"));
+    relay_overhead_header(r);
     for (;;) {
         apr_off_t got = 0;
 

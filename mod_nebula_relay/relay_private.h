@@ -32,6 +32,7 @@ typedef struct {
     apr_interval_time_t drain_timeout; /**< NebulaDrainTimeout */
     apr_interval_time_t ping;      /**< NebulaStreamPing; 0 off */
     apr_interval_time_t first_byte; /**< NebulaFirstByteTimeout; 0: as NebulaUpstreamTimeout */
+    int overhead_header;           /**< NebulaOverheadHeader On|Off */
 } relay_dir_conf_t;
 
 #define RELAY_DISCONNECT_DRAIN 0
@@ -150,10 +151,29 @@ void relay_redis_publish(void);
 typedef struct {
     apr_uint64_t requests;
     apr_uint32_t streams_open;
+    apr_uint64_t overhead_count;   /**< requests whose own time was recorded */
+    apr_uint64_t overhead_us_sum;  /**< ... and the sum of those times, µs */
+    apr_uint64_t overhead_us_p50;  /**< estimated from the histogram; 0 if none */
+    apr_uint64_t overhead_us_p99;
 } relay_stats_t;
 void relay_stats_request(void);
 void relay_stats_stream(int delta);
+/** Record one request's own time (µs) in the host-wide histogram. */
+void relay_stats_overhead(apr_int64_t us);
 void relay_stats_read(relay_stats_t *st);
+
+/* relay_handler.c: the gateway's own time per request (docs/overhead.md):
+ * the time in the relay handler minus the time spent waiting for the
+ * upstream (connecting, from sending the request to its response head, and
+ * every blocking read or wait on its body). The upstream calls below add
+ * their waits; nothing happens for a request the handler does not time. */
+/** When @a r is timed: the current time, the start of a wait; else 0. */
+apr_time_t relay_overhead_wait_begin(request_rec *r);
+/** End the wait begun at @a since (0: none). */
+void relay_overhead_wait_end(request_rec *r, apr_time_t since);
+/** With NebulaOverheadHeader On: x-nebula-overhead-us, the own time so far,
+ *  into the response headers (call just before the head goes out). */
+void relay_overhead_header(request_rec *r);
 /* relay_status.c: the mod_status section (register_hooks). */
 void relay_status_register(void);
 
@@ -293,6 +313,9 @@ typedef struct {
     apr_array_header_t *ips;     /**< allowed apr_ipsubnet_t *; NULL any */
     apr_off_t max_body;          /**< 0: the location's NebulaMaxBodySize */
     apr_int64_t forced_channel;  /**< sk-KEY-CHANNELID (admins only); 0 none */
+    /** read from the database, not the cache, for this request: its last
+     *  use (accessed_at) is written; so once per NebulaCacheTTL a process */
+    int touch;
 } relay_key_t;
 
 /** Create the per-process key cache; child_init. */

@@ -11,6 +11,7 @@
  * Anthropic channel, say) make the channel skip the request.
  */
 #include <apr_strings.h>
+#include <apr_lib.h>
 #include <http_protocol.h>
 #include "relay_private.h"
 #include "nebula_ap.h"
@@ -260,6 +261,41 @@ static int raw_body(relay_ctx_t *ctx, relay_outbound_t *out, const char *model)
     return 1;
 }
 
+/* A native chat or completions stream: the client's bytes, which must ask
+ * for usage: as they are when they do already, with
+ * "stream_options":{"include_usage":true} spliced in after the opening brace
+ * when they have no stream_options at all (the body names its model, so the
+ * object is not empty). 0 when the body must be rebuilt. */
+static int raw_stream_body(relay_ctx_t *ctx, relay_outbound_t *out, const char *model)
+{
+    static const char field[] = "\"stream_options\":{\"include_usage\":true},";
+    json_t *so = json_object_get(ctx->body, "stream_options");
+    const char *p, *end;
+    char *buf;
+
+    if ((so != NULL && !json_is_true(json_object_get(so, "include_usage")))
+        || !raw_body(ctx, out, model)) {
+        return 0;
+    }
+    if (so != NULL) {
+        return 1;
+    }
+    for (p = out->body, end = out->body + out->len; p < end && apr_isspace(*p); ++p) {
+    }
+    if (p == end || *p != '{') {
+        return 0;
+    }
+    ++p;
+    buf = apr_palloc(ctx->r->pool, 1 + sizeof(field) - 1 + (apr_size_t)(end - p) + 1);
+    buf[0] = '{';
+    memcpy(buf + 1, field, sizeof(field) - 1);
+    memcpy(buf + sizeof(field), p, (apr_size_t)(end - p));
+    out->len = sizeof(field) + (apr_size_t)(end - p);
+    buf[out->len] = '\0';
+    out->body = buf;
+    return 1;
+}
+
 /* A copy of @a j (owned by the request) with "model" set to @a model. */
 static json_t *with_model(relay_ctx_t *ctx, const json_t *j, const char *model)
 {
@@ -287,11 +323,12 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
 {
     relay_route_e route = ctx->route->route;
     const char *path = "/v1/chat/completions";
-    json_t *body;
+    const json_t *src;
+    int resend, usage;
 
     if (ctx->route->api == RELAY_API_OPENAI) {
         path = ctx->route->upstream_path;
-        body = with_model(ctx, ctx->body, model);
+        src = ctx->body;
         ctx->native = 1;
     }
     else if (route == RELAY_ROUTE_RESPONSES && !strcmp(ch->kind, "openai")
@@ -301,29 +338,34 @@ static int to_openai(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_ch
          * stopped answer then ends with the converter's
          * response.incomplete) */
         path = "/v1/responses";
-        body = with_model(ctx, ctx->body, model);
+        src = ctx->body;
         ctx->native = 1;
     }
     else if (route == RELAY_ROUTE_GEMINI_EMBED) {
         path = "/v1/embeddings";
-        body = with_model(ctx, ctx->chat, model);
+        src = ctx->chat;
     }
     else if (ctx->chat != NULL) {
-        body = with_model(ctx, ctx->chat, model);
+        src = ctx->chat;
     }
     else {
         ctx->error = ctx->pivot_error;
         return RELAY_CANNOT_SERVE;
     }
-    if (ctx->req.stream
-        && (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions"))) {
-        /* always ask for usage: billing needs it whether the client wants it */
-        stream_usage(body);
-    }
     ctx->up_api = !strcmp(path, "/v1/responses") ? RELAY_API_RESPONSES : RELAY_API_OPENAI;
-    /* OpenAI chat and completions streams get include_usage added */
-    if (!ctx->native || !raw_body(ctx, out, model)
-        || (ctx->req.stream && strcmp(path, "/v1/responses"))) {
+    /* OpenAI chat and completions streams always ask for usage (billing
+     * needs it whether the client wants it); a native request goes as the
+     * client's bytes when it can (that one field spliced in), and is then
+     * never copied nor re-serialised */
+    resend = ctx->req.stream && strcmp(path, "/v1/responses");
+    usage = ctx->req.stream
+            && (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/completions"));
+    if (!ctx->native
+        || !(resend ? usage && raw_stream_body(ctx, out, model) : raw_body(ctx, out, model))) {
+        json_t *body = with_model(ctx, src, model);
+        if (usage) {
+            stream_usage(body);
+        }
         set_body(ctx, out, body);
     }
     out->url = openai_url(ctx, ch, path, model);

@@ -1,6 +1,8 @@
 /* relay_status.c: mod_nebula_relay's section of mod_status (/server-status):
- * requests relayed and streams open host-wide, and the health of every
- * channel the shared table tracks (breaker state, failures, averages). */
+ * requests relayed and streams open host-wide, the gateway's own time per
+ * request (count, sum, p50 and p99 in µs: docs/overhead.md), and the health
+ * of every channel the shared table tracks (breaker state, failures,
+ * averages). */
 #include <apr_strings.h>
 #include <apr_optional.h>
 #include <http_protocol.h>
@@ -22,13 +24,22 @@ static int relay_status_hook(request_rec *r, int flags)
 
     relay_stats_read(&st);
     if (flags & AP_STATUS_SHORT) {
-        ap_rprintf(r, "NebulaRequests: %" APR_UINT64_T_FMT "\nNebulaStreamsOpen: %u\n",
-                   st.requests, st.streams_open);
+        ap_rprintf(r, "NebulaRequests: %" APR_UINT64_T_FMT "\nNebulaStreamsOpen: %u\n"
+                      "NebulaOverheadCount: %" APR_UINT64_T_FMT "\n"
+                      "NebulaOverheadUsSum: %" APR_UINT64_T_FMT "\n"
+                      "NebulaOverheadUsP50: %" APR_UINT64_T_FMT "\n"
+                      "NebulaOverheadUsP99: %" APR_UINT64_T_FMT "\n",
+                   st.requests, st.streams_open, st.overhead_count, st.overhead_us_sum,
+                   st.overhead_us_p50, st.overhead_us_p99);
         return OK;
     }
     ap_rputs("<hr />\n<h2>NebulaGate relay</h2>\n", r);
     ap_rprintf(r, "<dl><dt>requests relayed: %" APR_UINT64_T_FMT "</dt><dt>streams open: "
-                  "%u</dt></dl>\n", st.requests, st.streams_open);
+                  "%u</dt><dt>gateway's own time: %" APR_UINT64_T_FMT " requests, %"
+                  APR_UINT64_T_FMT " &micro;s in all, p50 %" APR_UINT64_T_FMT
+                  " &micro;s, p99 %" APR_UINT64_T_FMT " &micro;s</dt></dl>\n",
+               st.requests, st.streams_open, st.overhead_count, st.overhead_us_sum,
+               st.overhead_us_p50, st.overhead_us_p99);
     ap_rputs("<table border=\"0\"><tr><th>channel</th><th>key</th><th>breaker</th>"
              "<th>consecutive failures</th><th>recent definitive</th><th>success</th>"
              "<th>latency ms</th><th>requests</th><th>failures</th></tr>\n", r);

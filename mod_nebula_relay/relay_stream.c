@@ -451,6 +451,7 @@ static void send_headers(relay_ctx_t *ctx)
                                : "text/event-stream; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
+    relay_overhead_header(r); /* the time before the first event (docs/overhead.md) */
     ctx->headers_sent = 1;
 }
 

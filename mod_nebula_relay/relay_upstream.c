@@ -8,6 +8,11 @@
  * builds its workers (no balancer, no conf: nothing shared is modified), and
  * drives it with the calls mod_proxy_http uses. TLS comes from mod_ssl's proxy
  * side (SSLProxyEngine in the vhost).
+ *
+ * Every wait for the upstream (connecting, from sending a request to its
+ * response head, blocking reads and polls of the body) is reported to the
+ * request's timing (relay_overhead_wait_*), which subtracts it from the
+ * gateway's own time.
  */
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -175,9 +180,13 @@ int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
                                        proxy ? (puri.port ? puri.port : 80) : 0, portstr,
                                        sizeof(portstr));
     up->target = target;
-    if (rc == OK && ap_proxy_connect_backend(RELAY_PROXY_FN, up->backend, up->worker,
-                                             r->server) != OK) {
-        rc = HTTP_SERVICE_UNAVAILABLE;
+    if (rc == OK) {
+        apr_time_t since = relay_overhead_wait_begin(r);
+        if (ap_proxy_connect_backend(RELAY_PROXY_FN, up->backend, up->worker, r->server)
+            != OK) {
+            rc = HTTP_SERVICE_UNAVAILABLE;
+        }
+        relay_overhead_wait_end(r, since);
     }
     if (rc == OK) {
         rc = ap_proxy_connection_create_ex(RELAY_PROXY_FN, up->backend, r);
@@ -309,11 +318,13 @@ int relay_upstream_read_head(relay_upstream_t *up, int *status, apr_table_t **he
 apr_status_t relay_upstream_read_body(relay_upstream_t *up, apr_bucket_brigade *bb,
                                       apr_read_type_e mode)
 {
+    apr_time_t since = mode == APR_BLOCK_READ ? relay_overhead_wait_begin(up->r) : 0;
     apr_status_t rv;
     apr_bucket *e;
 
     rv = ap_get_brigade(up->rp->input_filters, up->tmp, AP_MODE_READBYTES, mode,
                         AP_IOBUFSIZE);
+    relay_overhead_wait_end(up->r, since);
     if (mode == APR_NONBLOCK_READ
         && (APR_STATUS_IS_EAGAIN(rv) || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(up->tmp)))) {
         return APR_EAGAIN;
@@ -362,20 +373,25 @@ int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x, relay_ups
     /* a pooled connection the upstream closed while it was idle shows as no
      * answer at all: try once more on a fresh one (as mod_proxy_http does) */
     for (attempt = 0; attempt < 2; ++attempt) {
+        apr_time_t since;
+
         if ((rc = relay_upstream_open(r, x->url, x->proxy, x->timeout, &up)) != OK) {
             return rc;
         }
         reused = up->reused;
+        since = relay_overhead_wait_begin(r);
         rc = relay_upstream_send(up, x->method, NULL, x->headers, x->body, x->len);
         if (rc == OK && x->first_byte > 0) {
             /* the answer's head may take this long; the body, x->timeout */
             apr_socket_timeout_set(up->backend->sock, x->first_byte);
         }
         if (rc == OK && (rc = relay_upstream_read_head(up, status, headers)) == OK) {
+            relay_overhead_wait_end(r, since);
             apr_socket_timeout_set(up->backend->sock, x->timeout);
             *pup = up;
             return OK;
         }
+        relay_overhead_wait_end(r, since);
         relay_upstream_close(up, 1);
         if (!reused || rc == HTTP_GATEWAY_TIME_OUT) {
             break;
@@ -388,12 +404,16 @@ apr_status_t relay_upstream_wait(relay_upstream_t *up, apr_interval_time_t timeo
 {
     apr_pollfd_t pfd = {0};
     apr_int32_t n = 0;
+    apr_time_t since = relay_overhead_wait_begin(up->r);
+    apr_status_t rv;
 
     pfd.p = up->r->pool;
     pfd.desc_type = APR_POLL_SOCKET;
     pfd.desc.s = up->backend->sock;
     pfd.reqevents = APR_POLLIN;
-    return apr_poll(&pfd, 1, &n, timeout);
+    rv = apr_poll(&pfd, 1, &n, timeout);
+    relay_overhead_wait_end(up->r, since);
+    return rv;
 }
 
 /* ---- protocol upgrades (the Realtime API's WebSocket) ------------------- */

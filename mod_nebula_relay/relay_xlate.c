@@ -161,6 +161,7 @@ int relay_send_complete(relay_ctx_t *ctx, int status, const char *ct, const char
     ctx->first_byte = apr_time_now();
     ctx->end_reason = ctx->gov_stop ? "policy_stop" : "complete";
     relay_log_settle(ctx); /* the answer is complete: charge it before it leaves */
+    relay_overhead_header(r);
     ap_rwrite(buf, (int)len, r);
     return OK;
 }
