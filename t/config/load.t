@@ -86,6 +86,36 @@ for my $case (
     my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
     ok($rc != 0 && $out =~ $re, "refused: $line") or diag $out;
 }
+# the governance and relay directives too (issues 6 to 9); a bad
+# <NebulaPolicy> stops httpd with the line it is on
+for my $case (
+    [ gov => 'NebulaRateLimit key * rpm=abc',          qr/NebulaRateLimit: 'rpm=abc' is not rpm=N/ ],
+    [ gov => 'NebulaRateLimit planet * rpm=5',         qr/NebulaRateLimit: 'planet' is not a scope/ ],
+    [ gov => 'NebulaGovCountryHeader X-Country nope',  qr/NebulaGovCountryHeader: 'nope' is not an address/ ],
+    [ gov => 'NebulaAuditRetention 0',                 qr/NebulaAuditRetention: give a number of days/ ],
+    [ gov => 'NebulaGovernance maybe',                 qr/NebulaGovernance must be On or Off/ ],
+    [ gov => "<NebulaPolicy p1>\n  Action explode\n</NebulaPolicy>",
+      qr/line 11 of .*\n<NebulaPolicy p1>: action.type: unknown action 'explode'/ ],
+    [ relay => 'NebulaTopupMin abc',                   qr/NebulaTopupMin: give a positive amount/ ],
+    [ relay => 'NebulaTopupRate -1',                   qr/NebulaTopupRate: give the quota units/ ],
+    [ relay => 'NebulaEpayURL ftp://x',                qr/NebulaEpayURL: give an absolute http/ ],
+    [ relay => 'NebulaAdminSessionIdle 0',             qr/NebulaAdminSessionIdle: give a duration/ ],
+    [ relay => 'NebulaAdminRemoteUserRole god',        qr/NebulaAdminRemoteUserRole: give user, operator/ ],
+    [ relay => 'NebulaAdminRemoteRoleEnv "bad name"',  qr/NebulaAdminRemoteRoleEnv: give the name/ ],
+    [ relay => 'NebulaAdminCookieSecure Maybe',        qr/NebulaAdminCookieSecure must be On or Off/ ],
+    [ relay => 'NebulaOverheadHeader Maybe',           qr/NebulaOverheadHeader must be On or Off/ ],
+) {
+    my ($mod, $line, $re) = @$case;
+    my $file = "$tmp/bad-$mod.conf";
+    open(my $fh, '>', $file) or die $!;
+    my $text = $line;
+    print $fh base_conf("LoadModule proxy_module $lib/mod_proxy.so\n"
+                        . "LoadModule nebula_${mod}_module $so{$mod}\n$text\n");
+    close $fh;
+    my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
+    (my $shown = $line) =~ s/\n\s*/ /g;
+    ok($rc != 0 && $out =~ $re, "refused: $shown") or diag $out;
+}
 # every directive the modules define is documented in conf/nebula.conf
 {
     my $conf = do { local (@ARGV, $/) = "$top/conf/nebula.conf"; <> };
