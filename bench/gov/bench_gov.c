@@ -3,7 +3,10 @@
  * 20 regexes; 10 detector sets; 10 scoped by model, route, ip, time or size;
  * 20 tag and shadow policies), then evaluates a 2 KB mixed English/Chinese
  * prompt that none of them matches, and one that several match, N times
- * each, and redacts the second. Prints one JSON object (microseconds). */
+ * each, and redacts the second. Prints one JSON object (microseconds).
+ * `bench_gov --specs` prints the 100 policy specs instead, one JSON object a
+ * line, and `bench_gov --prompt` the prompt none of them matches (the
+ * whole-gateway benchmark, bench/bench.py, loads both into the gateway). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +150,7 @@ static const char *const hit_parts =
     "+1 415 555 0100; this is internal use only and \xe6\x9c\xba\xe5\xaf\x86. ";
 
 static apr_uint32_t rng = 2463534242u;
+static int emit_specs; /* --specs: print the specs, compile nothing */
 
 static apr_uint32_t next_rand(void)
 {
@@ -179,8 +183,17 @@ static json_t *words(int n)
 static void add(apr_pool_t *p, apr_array_header_t *pols, json_t *spec)
 {
     const char *err = NULL;
-    nebula_gov_policy_t *pol = nebula_gov_policy_compile(p, spec, &err);
+    nebula_gov_policy_t *pol;
 
+    if (emit_specs) {
+        char *line = json_dumps(spec, JSON_COMPACT);
+
+        puts(line);
+        free(line);
+        json_decref(spec);
+        return;
+    }
+    pol = nebula_gov_policy_compile(p, spec, &err);
     if (!pol) {
         fprintf(stderr, "bench_gov: %s: %s\n", json_dumps(spec, 0), err);
         exit(1);
@@ -277,6 +290,9 @@ static nebula_gov_set_t *make_policies(apr_pool_t *p)
                       apr_psprintf(p, "watch-%02d", i), "priority", -i, "shadow", i >= 10,
                       "match", m, "action", "type", i >= 10 ? "block" : "tag"));
     }
+    if (emit_specs) {
+        return NULL;
+    }
     set = nebula_gov_set_make(p, pols, &err);
     if (!set) {
         fprintf(stderr, "bench_gov: %s\n", err);
@@ -349,20 +365,27 @@ static void run(apr_pool_t *p, const nebula_gov_set_t *set, const char *text, in
 
 int main(int argc, char **argv)
 {
-    int iters = argc > 1 ? atoi(argv[1]) : 20000, clean_hits = 0, hits = 0, redacted = 0;
+    int iters, clean_hits = 0, hits = 0, redacted = 0, want_prompt = 0;
     apr_pool_t *p;
     nebula_gov_set_t *set;
     char *clean = "", *dirty;
     double *t, t0, compile_ms, e50, e90, e99, h50, h99, r50;
     size_t i;
 
+    emit_specs = argc > 1 && !strcmp(argv[1], "--specs");
+    want_prompt = argc > 1 && !strcmp(argv[1], "--prompt");
+    iters = argc > 1 && !emit_specs && !want_prompt ? atoi(argv[1]) : 20000;
     if (iters < 10 || apr_initialize() != APR_SUCCESS) {
         fprintf(stderr, "usage: bench_gov [ITERATIONS >= 10]\n");
         return 2;
     }
     apr_pool_create(&p, NULL);
+    if (emit_specs) {
+        make_policies(p);
+        return 0;
+    }
     t0 = now_us();
-    set = make_policies(p);
+    set = want_prompt ? NULL : make_policies(p);
     compile_ms = (now_us() - t0) / 1e3;
     while (strlen(clean) < 2048) {
         for (i = 0;
@@ -370,6 +393,10 @@ int main(int argc, char **argv)
              ++i) {
             clean = apr_pstrcat(p, clean, prompt_parts[i], NULL);
         }
+    }
+    if (want_prompt) {
+        fputs(clean, stdout);
+        return 0;
     }
     dirty = apr_pstrcat(p, hit_parts, clean, NULL);
     t = malloc(iters * sizeof(*t));
