@@ -3,9 +3,10 @@
  * connection in a subpool of the connection's pool, so they live as long as
  * the connection and are prepared after the schema was migrated.
  *
- * A dead PostgreSQL or MySQL connection is not replaced by mod_dbd: its
- * check on the next acquire reconnects the same handle (PQreset,
- * mysql_ping), and the server forgets every statement prepared on it. So a
+ * A dead PostgreSQL connection is not replaced by mod_dbd: its check on the
+ * next acquire reconnects the same handle (PQreset), and the server forgets
+ * every statement prepared on it (a dead MySQL one fails the check and is
+ * dropped; see db_borrow). So a
  * failed statement marks the cache stale; the next statement used outside a
  * transaction drops the cache and prepares afresh, under a new generation of
  * server-side names (the old ones may still exist if the connection lived).
@@ -36,12 +37,14 @@
  * tens of seconds with 20 children). Without the lock file (an in-memory
  * database, or a directory we cannot write) SQLite's file lock arbitrates
  * between processes, as before. */
+#include <apr_atomic.h>
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_dbd.h>
 #include <apr_lib.h>
 #include <mod_dbd.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <pthread.h>
 #include <errno.h>
@@ -70,6 +73,7 @@ struct nebula_ap_db_t {
     int fresh;             /* no statement was sent on this borrow yet */
     int reborrows;         /* connections replaced in this borrow */
     int writing;           /* holds sqlite_writer */
+    struct db_held_t *held; /* the borrowing thread's (nebula_ap_db_open) */
 };
 
 /* SQLite's writers of this process, one at a time, then one process at a
@@ -80,13 +84,24 @@ typedef struct {
     pthread_mutex_t mu;
     int depth;             /* holds of the owning thread, under mu */
     int fd;                /* the lock file, or -1 */
+    int has_key;
+    pthread_key_t held;    /* per thread: a db_held_t */
 } db_writer_t;
+
+/* The connections a thread holds, and where it borrowed the outermost. A
+ * connection may be given back by pool cleanup in another thread, so the
+ * count is atomic, and these are never freed (one per thread that ever
+ * borrowed). */
+typedef struct db_held_t {
+    long n;
+    const char *outer;
+} db_held_t;
 
 #define WRITER_KEY "nebula:sqlite-writer"
 
 /* Before child_init (and in a process where none was set up) writers meet
  * on this one; db_writer_attach() points every module at the process's. */
-static db_writer_t local_writer = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, -1};
+static db_writer_t local_writer = {PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP, 0, -1, 0};
 static db_writer_t *writer = &local_writer;
 
 static void writer_lock(nebula_ap_db_t *db)
@@ -153,6 +168,9 @@ void nebula_ap_db_writer_attach(apr_pool_t *pchild, server_rec *s)
     pthread_mutex_init(&w->mu, &attr);
     pthread_mutexattr_destroy(&attr);
     w->fd = -1;
+    /* the counts are never freed: a connection may be given back by pool
+     * cleanup in another thread, after its borrower ended */
+    w->has_key = pthread_key_create(&w->held, NULL) == 0;
     if (dbd_open && dbd_close && (dbd = dbd_open(pchild, s)) != NULL) {
         if (nebula_dbd_dialect_of(dbd->driver) == NEBULA_DBD_SQLITE
             && (file = sqlite_file(dbd, pchild)) != NULL) {
@@ -171,13 +189,18 @@ void nebula_ap_db_writer_attach(apr_pool_t *pchild, server_rec *s)
     writer = w;
 }
 
-/* A borrow tries up to this many connections, for at most this long:
- * mod_dbd answers NULL for each pooled one that fails its check (and drops
- * it), which is quick; when the server is really away, opening a new one
- * fails too, and the time limit ends the tries. The same bound applies to
- * connections replaced after a failed first statement. */
-#define DB_OPEN_TRIES 8
+/* Borrowing. mod_dbd gives NULL for a pooled connection that fails its
+ * check on lending (a MySQL connection the server ended: mysql_ping fails)
+ * and drops it, so once the server ended them all a borrow meets up to
+ * DBDMax dead ones before a new connection is made: it tries again, within
+ * DB_OPEN_BUDGET, up to DB_OPEN_MAX times. When no connection could be had
+ * at all (the server is down), borrows of the next second try once, so an
+ * outage costs one failed connect per request, not a storm of them. */
+#define DB_OPEN_TRIES 8          /* connections replaced in one borrow */
+#define DB_OPEN_MAX 128
 #define DB_OPEN_BUDGET apr_time_from_msec(100)
+
+static apr_uint32_t db_down_until;   /* apr_time_sec(): try once before */
 
 static apr_status_t db_cleanup(void *data)
 {
@@ -190,13 +213,17 @@ static ap_dbd_t *db_borrow(apr_pool_t *p, server_rec *s)
     APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
     ap_dbd_t *dbd = NULL;
     apr_time_t start = apr_time_now();
-    int i;
+    int i, tries = DB_OPEN_MAX;
 
-    for (i = 0; dbd_open && dbd == NULL && i < DB_OPEN_TRIES
-                && apr_time_now() - start < DB_OPEN_BUDGET; ++i) {
+    if ((apr_uint32_t)apr_time_sec(start) < apr_atomic_read32(&db_down_until)) {
+        tries = 1;
+    }
+    for (i = 0; dbd_open && dbd == NULL && i < tries
+                && (i == 0 || apr_time_now() - start < DB_OPEN_BUDGET); ++i) {
         dbd = dbd_open(p, s);
     }
     if (dbd == NULL) {
+        apr_atomic_set32(&db_down_until, (apr_uint32_t)apr_time_sec(apr_time_now()) + 1);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "NEB00010: no database connection (is mod_dbd loaded and "
                      "DBDriver/DBDParams right?)");
@@ -204,7 +231,23 @@ static ap_dbd_t *db_borrow(apr_pool_t *p, server_rec *s)
     return dbd;
 }
 
-nebula_ap_db_t *nebula_ap_db_open(apr_pool_t *p, server_rec *s)
+/* This thread's db_held_t, or NULL (before child_init, or out of memory). */
+static db_held_t *db_held(void)
+{
+    db_held_t *h;
+
+    if (!writer->has_key) {
+        return NULL;
+    }
+    if ((h = pthread_getspecific(writer->held)) == NULL
+        && (h = calloc(1, sizeof(*h))) != NULL && pthread_setspecific(writer->held, h) != 0) {
+        free(h);
+        h = NULL;
+    }
+    return h;
+}
+
+nebula_ap_db_t *nebula_ap_db_open_at(apr_pool_t *p, server_rec *s, const char *at)
 {
     nebula_ap_db_t *db;
     ap_dbd_t *dbd = db_borrow(p, s);
@@ -218,6 +261,18 @@ nebula_ap_db_t *nebula_ap_db_open(apr_pool_t *p, server_rec *s)
     db->dbd = dbd;
     db->dialect = nebula_dbd_dialect_of(dbd->driver);
     db->fresh = 1;
+    if ((db->held = db_held()) != NULL) {
+        if (__atomic_fetch_add(&db->held->n, 1, __ATOMIC_RELAXED) == 0) {
+            db->held->outer = at;
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "NEB00014: %s borrowed a second database connection while "
+                         "its thread holds one (borrowed at %s): threads doing so "
+                         "can exhaust the pool (DBDMax) and wait for ever",
+                         at, db->held->outer ? db->held->outer : "?");
+        }
+    }
     apr_pool_cleanup_register(p, db, db_cleanup, apr_pool_cleanup_null);
     return db;
 }
@@ -257,6 +312,11 @@ void nebula_ap_db_close(nebula_ap_db_t *db)
 {
     APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
 
+    if (db->held) {
+        /* (also after a failed reborrow left no connection) */
+        __atomic_fetch_sub(&db->held->n, 1, __ATOMIC_RELAXED);
+        db->held = NULL;
+    }
     if (db->dbd == NULL) {
         return;
     }

@@ -29,8 +29,15 @@ typedef struct nebula_ap_db_t nebula_ap_db_t;
  * connection (logged once per call with NEB00010); the caller answers 503.
  * The connection is given back by nebula_ap_db_close() or, at the latest,
  * when @a p is destroyed.
+ *
+ * A thread never borrows a second connection while it holds one: mod_dbd
+ * lends without a timeout, so DBDMax threads doing so at once would wait
+ * for ever. Give yours back before calling code that borrows (another
+ * module's optional functions above all). A nested borrow is logged with
+ * NEB00014 and where both borrows were made (@a at: the macro's file:line).
  */
-nebula_ap_db_t *nebula_ap_db_open(apr_pool_t *p, server_rec *s);
+nebula_ap_db_t *nebula_ap_db_open_at(apr_pool_t *p, server_rec *s, const char *at);
+#define nebula_ap_db_open(p, s) nebula_ap_db_open_at((p), (s), __FILE__ ":" APR_STRINGIFY(__LINE__))
 
 /** Give the connection back (rolls back an open transaction first). */
 void nebula_ap_db_close(nebula_ap_db_t *db);

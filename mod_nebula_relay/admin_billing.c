@@ -82,6 +82,7 @@ int admin_billing_post(admin_req_t *a, const nebula_posting_t *p,
         return -1;
     }
     memset(out, 0, sizeof(*out));
+    admin_db_release(a); /* billing borrows its own */
     rc = post(a->r, p, out);
     if (rc == NEBULA_BILLING_OK || rc == NEBULA_BILLING_DUPLICATE) {
         admin_audit(a, rc == NEBULA_BILLING_OK ? p->kind : "replay",

@@ -25,6 +25,29 @@ int admin_db(admin_req_t *a)
     return 1;
 }
 
+/* A request gives its connection back before it calls code that borrows
+ * its own (the billing and governance modules, the relay's channel
+ * snapshot): no thread may hold two, since DBDMax threads each holding one
+ * and waiting for a second would wait for ever (mod_dbd's pool has no
+ * timeout). A statement after that borrows again (held()). */
+void admin_db_release(admin_req_t *a)
+{
+    if (a->db != NULL) {
+        nebula_ap_db_close(a->db);
+        a->db = NULL;
+    }
+}
+
+/* The request's connection, borrowed again after admin_db_release(). */
+static int held(admin_req_t *a)
+{
+    if (a->db == NULL && (a->db = nebula_ap_db_open(a->r->pool, a->r->server)) == NULL) {
+        a->db_err = "no database connection";
+        return 0;
+    }
+    return 1;
+}
+
 /* "adm_" and 20 hex digits of the SHA-256 of the text: unique per text. */
 static const char *label_of(admin_req_t *a, const char *sql)
 {
@@ -37,6 +60,9 @@ static const char *label_of(admin_req_t *a, const char *sql)
 apr_status_t admin_db_select(admin_req_t *a, const char *sql, int nargs,
                              const char *const *args, nebula_dbd_rows_t *rows)
 {
+    if (!held(a)) {
+        return APR_EGENERAL;
+    }
     return nebula_ap_db_select(a->db, label_of(a, sql), sql, nargs, args, rows,
                                &a->db_err);
 }
@@ -44,6 +70,9 @@ apr_status_t admin_db_select(admin_req_t *a, const char *sql, int nargs,
 apr_status_t admin_db_exec(admin_req_t *a, const char *sql, int nargs,
                            const char *const *args, int *affected)
 {
+    if (!held(a)) {
+        return APR_EGENERAL;
+    }
     return nebula_ap_db_exec(a->db, label_of(a, sql), sql, nargs, args, affected,
                              &a->db_err);
 }
@@ -51,11 +80,17 @@ apr_status_t admin_db_exec(admin_req_t *a, const char *sql, int nargs,
 apr_status_t admin_db_insert(admin_req_t *a, const char *sql, int nargs,
                              const char *const *args, apr_int64_t *id)
 {
+    if (!held(a)) {
+        return APR_EGENERAL;
+    }
     return nebula_ap_db_insert(a->db, label_of(a, sql), sql, nargs, args, id, &a->db_err);
 }
 
 apr_status_t admin_db_begin(admin_req_t *a)
 {
+    if (!held(a)) {
+        return APR_EGENERAL;
+    }
     return nebula_ap_db_begin(a->db, &a->db_err);
 }
 

@@ -336,6 +336,7 @@ int pay_credit(admin_req_t *a, const pay_order_t *o, const char *actor, const ch
     np.actor = actor;
     np.detail = detail;
     memset(&res, 0, sizeof(res));
+    admin_db_release(a); /* billing borrows its own */
     rc = post(a->r, &np, &res);
     if (rc != NEBULA_BILLING_OK && rc != NEBULA_BILLING_DUPLICATE) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, a->r,

@@ -117,6 +117,7 @@ int pay_stripe_create(admin_req_t *a)
     if (!pay_order_create(a, "stripe", NULL, &o)) {
         return OK;
     }
+    admin_db_release(a); /* none held across the call to Stripe */
     if (!create_session(a, &o, &session, &why)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, a->r,
                       "NEB01650: payments: no Stripe Checkout Session for order %s: %s",

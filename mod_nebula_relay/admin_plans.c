@@ -618,6 +618,7 @@ static int admin_subs_create(admin_req_t *a)
     if (subject_check(a, kind, subject) != ADMIN_SET) {
         return admin_send_recorded(a);
     }
+    admin_db_release(a); /* billing borrows its own */
     rc = subscribe(a->r, plan_id, kind, subject, starts,
                    st_expires == ADMIN_SET ? expires : 0, actor_of(a), &id);
     if (rc == NEBULA_BILLING_INVALID) {
@@ -662,6 +663,7 @@ static int admin_subs_delete(admin_req_t *a)
     }
     nebula_json_own(a->r->pool, j);
     status = nebula_json_gets(j, "status", NULL);
+    admin_db_release(a); /* billing borrows its own */
     rc = strcmp(status ? status : "", "active") == 0
              ? unsubscribe(a->r, a->id[0], actor_of(a))
              : NEBULA_BILLING_INVALID;
@@ -697,6 +699,7 @@ static int admin_sched_run(admin_req_t *a)
     if (billing_missing(a, (const void *)run)) {
         return OK;
     }
+    admin_db_release(a); /* billing borrows its own */
     if (run(a->r, &effects) != NEBULA_BILLING_OK) {
         return admin_error(a, HTTP_SERVICE_UNAVAILABLE, "db_unavailable", NULL,
                            "the scheduler could not reach the database");

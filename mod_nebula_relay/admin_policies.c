@@ -696,6 +696,7 @@ int admin_policies_test(admin_req_t *a)
     if (country) {
         apr_table_setn(a->r->notes, NEBULA_GOV_NOTE_COUNTRY, country);
     }
+    admin_db_release(a); /* governance may load its policies */
     if ((err = evaluate(a->r, &req, extra, &trace)) != NULL) {
         return admin_error(a, HTTP_BAD_REQUEST, "invalid_policy", "policies", "%s", err);
     }

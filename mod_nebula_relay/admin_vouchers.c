@@ -784,6 +784,7 @@ static int redeem(admin_req_t *a, apr_int64_t user_id, const char *code, int lim
     in.actor = admin_billing_actor(a);
     in.client_ip = a->r->useragent_ip;
     in.limit = limit;
+    admin_db_release(a); /* billing borrows its own */
     rc = fn(a->r, &in, res);
     if (rc == NEBULA_BILLING_OK || rc == NEBULA_BILLING_REFUSED) {
         if (rc == NEBULA_BILLING_OK) {

@@ -211,6 +211,10 @@ const char *admin_json_text(admin_req_t *a, json_t *j);
 /* ---- admin_db.c: statements, rows to JSON, dynamic SQL ------------------- */
 /** Borrow the connection; 0 and 503 sent when there is no database. */
 int admin_db(admin_req_t *a);
+/** Give the connection back before calling code that borrows its own (the
+ * billing and governance modules' functions, the channel snapshot): a
+ * thread never holds two. The next statement borrows again. */
+void admin_db_release(admin_req_t *a);
 /** Statements labelled by a digest of their text (dynamic SQL allowed). */
 apr_status_t admin_db_select(admin_req_t *a, const char *sql, int nargs,
                              const char *const *args, nebula_dbd_rows_t *rows);
@@ -431,10 +435,11 @@ admin_handler_fn admin_abilities_list;
  * {ok, status, message, channel_id, model, upstream_model, latency_ms,
  * reenabled} (a new reference), or NULL with *@a http_status 404 (no such
  * channel) or 409 (no usable key). An auto-disabled channel that passes is
- * enabled again.
+ * enabled again. It borrows a database connection only to record the
+ * result, after the upstream answered: call it holding none.
  */
 json_t *relay_channel_test(request_rec *r, apr_int64_t id, const char *model,
-                           nebula_ap_db_t *db, int *http_status);
+                           int *http_status);
 
 apr_status_t relay_abilities_rebuild(nebula_ap_db_t *db, apr_pool_t *p, apr_int64_t id,
                                      const char **err);

@@ -22,10 +22,14 @@ static const relay_chkey_t *test_key(const relay_channel_t *ch)
 }
 
 /* Store the outcome; re-enable an auto-disabled channel that passed. */
-static void record(request_rec *r, nebula_ap_db_t *db, const relay_channel_t *ch, int ok,
-                   apr_int64_t ms)
+static void record(request_rec *r, const relay_channel_t *ch, int ok, apr_int64_t ms)
 {
     const char *err = NULL, *args[3];
+    nebula_ap_db_t *db = nebula_ap_db_open(r->pool, r->server);
+
+    if (db == NULL) {
+        return;
+    }
 
     args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, ms);
     args[1] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, apr_time_as_msec(apr_time_now()));
@@ -51,6 +55,7 @@ static void record(request_rec *r, nebula_ap_db_t *db, const relay_channel_t *ch
                           "is enabled again", ch->id, ch->name);
         }
     }
+    nebula_ap_db_close(db);
     relay_gen_bump();
 }
 
@@ -91,7 +96,7 @@ static int run(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t 
 }
 
 json_t *relay_channel_test(request_rec *r, apr_int64_t id, const char *model,
-                           nebula_ap_db_t *db, int *http_status)
+                           int *http_status)
 {
     relay_ctx_t *ctx = apr_pcalloc(r->pool, sizeof(*ctx));
     relay_snapshot_t *snap = relay_channel_snapshot(r);
@@ -128,6 +133,6 @@ json_t *relay_channel_test(request_rec *r, apr_int64_t id, const char *model,
                         json_integer(apr_time_as_msec(apr_time_now() - t0)));
     json_object_set_new(out, "reenabled",
                         json_boolean(ok && !strcmp(ch->status, "auto_disabled")));
-    record(r, db, ch, ok, apr_time_as_msec(apr_time_now() - t0));
+    record(r, ch, ok, apr_time_as_msec(apr_time_now() - t0));
     return json_incref(out);
 }

@@ -43,10 +43,11 @@ sub uniq { return sprintf('%s%d%d%d', $_[0] // 'x', $$, time % 100000, ++$seq) }
 
 # api(METHOD, PATH, BODY, %opt) -> (HTTP::Response, decoded JSON or undef).
 # opt: token (default: the root token; undef for none), ua, headers => {},
+# base => another admin vhost's http://host:port,
 # raw => body text instead of JSON, type => Content-Type.
 sub api {
     my ($method, $path, $body, %o) = @_;
-    my $req = HTTP::Request->new($method, admin_base() . $path);
+    my $req = HTTP::Request->new($method, ($o{base} // admin_base()) . $path);
     my $token = exists $o{token} ? $o{token} : ROOT_TOKEN;
     $req->header(Authorization => "Bearer $token") if defined $token;
     if (defined $o{raw}) {
