@@ -70,6 +70,7 @@ static void relay_child_init(apr_pool_t *pchild, server_rec *s)
     nebula_ap_child_init(pchild, s, APLOG_MODULE_INDEX);
     relay_health_child_init(pchild, s); /* logs NEB01304 itself */
     relay_redis_child_init(pchild, s);
+    relay_logq_child_init(pchild, s);
     if ((rv = relay_upstream_child_init(pchild, s)) != APR_SUCCESS
         || (rv = relay_auth_child_init(pchild, s)) != APR_SUCCESS
         || (rv = relay_channel_child_init(pchild, s)) != APR_SUCCESS) {

@@ -415,7 +415,7 @@ int relay_attempt_extend(relay_ctx_t *ctx)
     /* the upstream reports usage only at the end: count what was delivered
      * (about 3 bytes a token: on the generous side, so the hold grows
      * before it is needed) */
-    so_far.prompt_tokens = ctx->req.prompt_tokens_estimate;
+    so_far.prompt_tokens = relay_prompt_estimate(ctx);
     so_far.completion_tokens = (apr_int64_t)(ctx->text.len / 3);
     so_far.cached_tokens = 0;
     so_far.cache_write_tokens = 0;

@@ -94,7 +94,12 @@ static int read_params(relay_ctx_t *ctx)
         return rc;
     }
     apr_table_setn(r->subprocess_env, "NEBULA_MODEL", ctx->req.model);
-    ctx->req.prompt_tokens_estimate = relay_tokens_prompt(ctx);
+    /* governance and billing read the estimate from the request itself;
+     * without them it is counted when needed, if ever */
+    if (apr_optional_hook_get("nebula_gov_check") != NULL
+        || APR_RETRIEVE_OPTIONAL_FN(nebula_billing_reserve) != NULL) {
+        relay_prompt_estimate(ctx);
+    }
     if (!relay_auth_model_allowed(ctx->key, ctx->req.model)) {
         return nebula_ap_error(r, HTTP_FORBIDDEN, "permission_error", "model_not_allowed",
                                "model", "This API key may not use the model '%s'.",

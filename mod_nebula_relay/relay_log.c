@@ -1,6 +1,7 @@
 /* relay_log.c: the end of every authenticated API request: billing's
  * settlement (or release) of the hold together with the request_logs row
- * (what the admin API's logs and stats read), the key's last use (written
+ * (what the admin API's logs and stats read; without a settlement the row
+ * goes to the writer thread of relay_logq.c), the key's last use (written
  * when the key was read from the database, not for every request), and the
  * env vars mod_log_config, mod_headers and <If> can use. */
 #include <apr_strings.h>
@@ -85,6 +86,9 @@ void relay_log_request(relay_ctx_t *ctx)
     set_env(ctx);
     log_record(ctx, now, &log);
     ap_run_nebula_gov_done(r, &log); /* limits count what was used */
+    if (!ctx->logged && relay_logq_put(r->server, &log)) {
+        ctx->logged = 1; /* the writer thread will (relay_logq.c) */
+    }
     if ((ctx->logged && !ctx->key->touch) || (db = nebula_ap_db_open(p, r->server)) == NULL) {
         return; /* nothing to write: billing wrote the row, the key is cached */
     }

@@ -362,6 +362,7 @@ int relay_media_params(relay_ctx_t *ctx)
         ctx->req.prompt_tokens_estimate = seconds_of_bytes(m->file_bytes);
         break;
     }
+    ctx->prompt_counted = 1; /* in the route's own unit */
     return OK;
 }
 

@@ -60,7 +60,7 @@ void relay_ctx_text(relay_ctx_t *ctx, const char *s, apr_size_t len)
 
 void relay_usage_estimate(relay_ctx_t *ctx)
 {
-    ctx->usage.prompt_tokens = ctx->req.prompt_tokens_estimate;
+    ctx->usage.prompt_tokens = relay_prompt_estimate(ctx);
     ctx->usage.completion_tokens =
         ctx->text.len ? relay_tokens_text(ctx->req.model, ctx->text.s, ctx->text.len) : 0;
     ctx->usage.cached_tokens = 0;

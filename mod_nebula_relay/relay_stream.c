@@ -593,7 +593,7 @@ static void converters_create(stream_t *st)
     }
     switch (ctx->route->api) {
     case RELAY_API_ANTHROPIC:
-        st->c2a = nebula_conv_c2a_create(p, ctx->req.model, ctx->req.prompt_tokens_estimate);
+        st->c2a = nebula_conv_c2a_create(p, ctx->req.model, relay_prompt_estimate(ctx));
         break;
     case RELAY_API_GEMINI:
         st->c2g = nebula_conv_c2g_create(p, ctx->req.model);

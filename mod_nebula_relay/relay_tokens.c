@@ -94,6 +94,15 @@ static const char *input_text(apr_pool_t *p, json_t *v)
     return out;
 }
 
+apr_int64_t relay_prompt_estimate(relay_ctx_t *ctx)
+{
+    if (!ctx->prompt_counted) {
+        ctx->req.prompt_tokens_estimate = relay_tokens_prompt(ctx);
+        ctx->prompt_counted = 1;
+    }
+    return ctx->req.prompt_tokens_estimate;
+}
+
 apr_int64_t relay_tokens_prompt(relay_ctx_t *ctx)
 {
     apr_pool_t *p = ctx->r->pool;

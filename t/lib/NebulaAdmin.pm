@@ -10,7 +10,7 @@ use LWP::UserAgent;
 use Apache::TestRequest ();
 
 our @EXPORT_OK = qw(admin api mock_url mock_records mock_clear relay_hostport
-                    new_user new_key new_channel chat);
+                    new_user new_key new_channel chat log_row key_logs);
 
 our $TOKEN = 'nebula-test-admin-token-0123456789abcdef';
 # one user agent per process: a forked child must not write into the
@@ -67,6 +67,34 @@ sub admin {
     die "admin API $_[0] $_[1] answered $code: " . (ref $data ? encode_json($data) : $data) . "\n"
         unless $code >= 200 && $code < 300;
     return $data;
+}
+
+# Request-log rows the relay writes itself (no settlement) are written by a
+# thread of each process a moment after the answer (relay_logq.c): these
+# wait for them, 10 s at most.
+# log_row(REQUEST_ID): the row, once there (else the 404's body)
+sub log_row {
+    my ($rid) = @_;
+    my ($code, $d);
+    for (1 .. 100) {
+        ($code, $d) = api('GET', "/api/logs/$rid");
+        last if $code != 404;
+        select(undef, undef, undef, 0.1);
+    }
+    return ref $d ? ($d->{data} // $d) : $d;
+}
+# key_logs(KEY_ID, N, WANT): the key's rows (at most 100), oldest first,
+# once there are N of them and, with WANT (a sub), one it is true of
+sub key_logs {
+    my ($kid, $n, $want) = @_;
+    my $rows = [];
+    for (1 .. 100) {
+        my ($code, $d) = api('GET', "/api/logs?key_id=$kid&per_page=100");
+        $rows = [ sort { $a->{created_at} <=> $b->{created_at} } @{ (ref $d && $d->{data}) || [] } ];
+        last if @$rows >= ($n // 1) && (!$want || grep { $want->($_) } @$rows);
+        select(undef, undef, undef, 0.1);
+    }
+    return $rows;
 }
 
 my $seq = 0;

@@ -20,7 +20,7 @@ use LWP::UserAgent;
 use HTTP::Request;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use NebulaAdmin qw(admin mock_records);
+use NebulaAdmin qw(admin mock_records log_row);
 use NebulaBilling qw(billed_hostport billed_setup wallet uniq_model);
 
 plan tests => 72;
@@ -66,10 +66,6 @@ sub blob {
 sub j { return eval { decode_json($_[0]->decoded_content // $_[0]->content) } // {} }
 sub spent { return $BAL - wallet($_[0])->{balance} }
 sub last_rec { return mock_records($_[0])->[-1] // {} }
-sub log_row {
-    my $d = admin('GET', "/api/logs/$_[0]");
-    return $d->{data} // $d;
-}
 
 # ---- rerank --------------------------------------------------------------------
 {

@@ -7,7 +7,7 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP qw(decode_json encode_json);
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use NebulaAdmin qw(admin api new_key new_channel mock_records chat relay_hostport);
+use NebulaAdmin qw(admin api new_key new_channel mock_records chat relay_hostport key_logs);
 use NebulaTest qw(timed_sse_post);
 
 plan tests => 33;
@@ -101,9 +101,9 @@ $res = LWP::UserAgent->new->get('http://' . relay_hostport() . '/v1/dashboard/bi
 is($res->code, 200, '/v1/dashboard/billing/usage: 200');
 
 # the request log: one row per request, with tokens and channel
-my ($code, $logs) = api('GET', "/api/logs?key_id=$kid&per_page=100");
+my ($code) = api('GET', "/api/logs?key_id=$kid&per_page=100");
 is($code, 200, 'request logs readable');
-my ($row) = grep { $_->{model} eq "$m-alias" } @{ $logs->{data} };
+my ($row) = grep { $_->{model} eq "$m-alias" } @{ key_logs($kid, 1, sub { $_[0]{model} eq "$m-alias" }) };
 ok($row && $row->{upstream_model} eq $m && $row->{channel_id} == $cid
    && $row->{prompt_tokens} == 1 && $row->{status} == 200, 'a log row: model, upstream model, channel, tokens, status')
     or diag encode_json($row);

@@ -11,7 +11,7 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP qw(decode_json encode_json);
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use NebulaAdmin qw(api new_key new_channel chat relay_hostport);
+use NebulaAdmin qw(api new_key new_channel chat relay_hostport key_logs);
 use NebulaTest qw(timed_sse_post);
 
 plan tests => 7;
@@ -33,8 +33,7 @@ my ($u) = grep { ref $_->{usage} } map { decode_json($_->[1]) } grep { $_->[1] n
 is_deeply($u && [@{ $u->{usage} }{qw(prompt_tokens completion_tokens total_tokens)}], [25, 7, 32],
           'stream: the synthesised usage chunk carries the exact BPE counts');
 
-my ($code, $logs) = api('GET', "/api/logs?key_id=$kid&per_page=10");
-my @rows = @{ $logs->{data} || [] };
+my @rows = @{ key_logs($kid, 2) };
 is(scalar @rows, 2, 'two log rows');
 for my $row (@rows) {
     is_deeply([@{$row}{qw(prompt_tokens completion_tokens)}], [25, 7],
