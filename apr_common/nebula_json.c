@@ -35,7 +35,13 @@ json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int fl
     if (!(flags & NEBULA_JSON_CONTAINER_ONLY)) {
         jflags |= JSON_DECODE_ANY;
     }
-    j = json_loadb(buf != NULL ? buf : "", buf != NULL ? len : 0, jflags, &err);
+    /* the fast reader says yes only to what jansson accepts; anything else
+     * (and every error message) is jansson's */
+    j = nebula_json_fast_loadb(buf, len, !(flags & NEBULA_JSON_CONTAINER_ONLY),
+                               (flags & NEBULA_JSON_REJECT_DUPLICATES) != 0);
+    if (j == NULL) {
+        j = json_loadb(buf != NULL ? buf : "", buf != NULL ? len : 0, jflags, &err);
+    }
     if (errmsg != NULL) {
         *errmsg = NULL;
     }

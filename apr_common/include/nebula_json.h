@@ -58,6 +58,16 @@ json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int fl
                           const char **errmsg);
 
 /**
+ * The fast reader nebula_json_parse() tries first (nebula_json_fast.c): the
+ * document json_loadb() would build (a new reference, not pool-owned), or
+ * NULL for anything it does not take, which includes every input jansson
+ * refuses (and a few it accepts: too deep, overlong numbers).
+ * @param any accept a scalar at the top level (JSON_DECODE_ANY)
+ * @param reject_dups refuse duplicate keys (JSON_REJECT_DUPLICATES)
+ */
+json_t *nebula_json_fast_loadb(const char *buf, size_t len, int any, int reject_dups);
+
+/**
  * Follow a path from @a j. Each path element is an object key; when the
  * current node is an array, an element "#N" (decimal digits) selects index N.
  * The argument list must end with NULL.

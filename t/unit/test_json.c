@@ -206,6 +206,92 @@ START_TEST(pool_cleanup_releases)
 }
 END_TEST
 
+
+/* The fast reader agrees with jansson: what it takes, jansson takes and
+ * builds equal; what jansson refuses, it refuses. Inputs: the shapes the
+ * relay reads, every escape, UTF-8 edge cases, numbers, and each way a
+ * document can be wrong (JSONTestSuite's n_ families). */
+static const char *const fast_cases[] = {
+    /* taken by both */
+    "{}", "[]", " { } ", "[1,2,3]", "{\"a\":1,\"b\":[true,false,null]}",
+    "{\"model\":\"gpt-4o-mini\",\"stream\":true,\"max_tokens\":16,"
+    "\"messages\":[{\"role\":\"user\",\"content\":\"Hi! \xe6\x88\x91\xe4\xbb\xac\"}]}",
+    "[\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t\"]", "[\"\\u0041\\u00e9\\u4e2d\"]",
+    "[\"\\ud83d\\ude00 emoji\"]", "[\"\xf0\x9f\x98\x80\"]", "[\"\xed\x9f\xbf\"]",
+    "[\"\xef\xbf\xbf\"]", "[\"\xf4\x8f\xbf\xbf\"]", "[0,-0,1,-1,9223372036854775807]",
+    "[-9223372036854775808]", "[0.5,-1.25,1e3,1E-3,1.5e+2,-0.0]", "[1e-400]",
+    "{\"a\":1,\"a\":2}", "{\"\":\"\"}", "[[[[[[[[[[[]]]]]]]]]]]", "\t\r\n[ 1 ]\n",
+    "{\"k\\u0041y\":\"v\\\\\"}",
+    /* refused by both */
+    "", " ", "[", "]", "{", "[1,]", "[,1]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "[01]",
+    "[1.]", "[.5]", "[1e]", "[1e+]", "[-]", "[+1]", "[0x10]", "[NaN]", "[Infinity]",
+    "[1e400]", "[-1e400]", "[9223372036854775808]", "[\"abc]", "[\"a\tb\"]",
+    "[\"\\x41\"]", "[\"\\u00\"]", "[\"\\u0000\"]", "[\"\\ud800\"]", "[\"\\udc00\"]",
+    "[\"\\ud800\\u0041\"]", "[\"\xc0\xaf\"]", "[\"\xe0\x80\xaf\"]", "[\"\xed\xa0\x80\"]",
+    "[\"\xf4\x90\x80\x80\"]", "[\"\xff\"]", "[\"\x80\"]", "[\"\xe6\x88\"]", "[tru]",
+    "[nul]", "[true false]", "[1] [2]", "{} x", "[1]]", "\xef\xbb\xbf[1]", "['a']",
+    "{\"a\":1}/**/", "[1,\n2,\n]",
+    NULL};
+
+START_TEST(fast_reader_agrees_with_jansson)
+{
+    int i, taken = 0;
+
+    for (i = 0; fast_cases[i]; ++i) {
+        const char *in = fast_cases[i];
+        size_t n = strlen(in);
+        json_error_t e;
+        json_t *want = json_loadb(in, n, 0, &e), *got = nebula_json_fast_loadb(in, n, 0, 0);
+
+        if (got != NULL) {
+            ck_assert_msg(want != NULL, "fast took what jansson refuses: %s", in);
+            ck_assert_msg(json_equal(want, got), "fast built another value: %s", in);
+            ++taken;
+        }
+        else {
+            ck_assert_msg(want == NULL, "fast refused what jansson takes: %s", in);
+        }
+        json_decref(want);
+        json_decref(got);
+    }
+    ck_assert_int_eq(taken, 22); /* every case of the first group */
+}
+END_TEST
+
+START_TEST(fast_reader_flags_and_lengths)
+{
+    json_t *j;
+
+    /* a scalar only with "any" */
+    ck_assert_ptr_null(nebula_json_fast_loadb("1", 1, 0, 0));
+    j = nebula_json_fast_loadb(" \"x\" ", 5, 1, 0);
+    ck_assert_str_eq(json_string_value(j), "x");
+    json_decref(j);
+    /* duplicates: the last wins, or refused */
+    j = nebula_json_fast_loadb("{\"a\":1,\"a\":2}", 13, 0, 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "a")), 2);
+    json_decref(j);
+    ck_assert_ptr_null(nebula_json_fast_loadb("{\"a\":1,\"a\":2}", 13, 0, 1));
+    /* the length is the end: what follows is not read */
+    j = nebula_json_fast_loadb("[1]garbage", 3, 0, 0);
+    ck_assert_int_eq(json_array_size(j), 1);
+    json_decref(j);
+    /* a string is its bytes, NUL-free, whatever its escapes */
+    j = nebula_json_fast_loadb("[\"a\\u00e9\\n\"]", 13, 0, 0);
+    ck_assert_str_eq(json_string_value(json_array_get(j, 0)), "a\xc3\xa9\n");
+    json_decref(j);
+    /* too deep for the fast reader: jansson decides */
+    {
+        char deep[1200];
+        memset(deep, '[', 600);
+        memset(deep + 600, ']', 600);
+        ck_assert_ptr_null(nebula_json_fast_loadb(deep, 1200, 0, 0));
+        j = nebula_json_parse(unit_pool, deep, 1200, 0, NULL);
+        ck_assert_ptr_nonnull(j);
+    }
+}
+END_TEST
+
 Suite *unit_json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -219,6 +305,8 @@ Suite *unit_json_suite(void)
     tcase_add_test(tc, dumps_compact_and_large);
     tcase_add_test(tc, error_body_exact_and_escaped);
     tcase_add_test(tc, pool_cleanup_releases);
+    tcase_add_test(tc, fast_reader_agrees_with_jansson);
+    tcase_add_test(tc, fast_reader_flags_and_lengths);
     suite_add_tcase(s, tc);
     return s;
 }
