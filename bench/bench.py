@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """bench/bench.py: NebulaGate's whole-gateway benchmark (issue 9), run by
 bench/run.sh (`./nebula bench`). Starts, side by side on loopback, the mock
-provider and every gateway (each its own process on its own port), measures
-them one after another, writes bench/results/<UTC>.json and the "Latest run"
-section of docs/benchmarks.md, and stops everything it started.
+provider (--mock: evmock, the event-loop server of bench/evmock, by default;
+httpd: t/c-modules/nebula_mock in its own httpd, bench/mock) and every
+gateway (each its own process on its own port), measures them one after
+another, writes bench/results/<UTC>.json and the "Latest run" section of
+docs/benchmarks.md, and stops everything it started.
 
 Ports 19000-19019. Everything else under bench/.work/ (deleted first)."""
 import argparse
@@ -245,6 +247,36 @@ def overhead_supported():
     return subprocess.run([HTTPD, "-t", "-f", path], capture_output=True).returncode == 0
 
 
+# ---------------------------------------------------------------- the mock
+
+MOCKS = {
+    # run.sh, its pid file, what the results call it
+    "evmock": ("evmock/run.sh", "evmock/.build/evmock.pid",
+               "bench/evmock: an epoll server, an event loop in each of its "
+               "EVMOCK_THREADS (default 2) threads"),
+    "httpd": ("mock/run.sh", "mock/.build/httpd.pid",
+              "bench/mock: t/c-modules/nebula_mock in its own httpd (event MPM)"),
+}
+
+
+def start_mock(kind, servers):
+    """Starts the chosen mock on P_MOCK; returns the pid its process tree hangs off."""
+    script, pidfile, _ = MOCKS[kind]
+    env = dict(os.environ)
+    if kind == "httpd":
+        env.update(NEBULA_MOCK_THREADS=str(THREADS), NEBULA_MOCK_SERVERS=str(servers))
+    sh([os.path.join(HERE, script), "start", str(P_MOCK)], env=env)
+    procs.append(("mock", lambda: subprocess.run([os.path.join(HERE, script), "stop"],
+                                                 capture_output=True)))
+    with open(os.path.join(HERE, pidfile)) as f:
+        return int(f.read())
+
+
+def mock_threads_per_stream(kind):
+    """Threads the mock holds for each open stream (httpd: a worker each)."""
+    return 1 if kind == "httpd" else 0
+
+
 # ---------------------------------------------------------------- databases
 
 def admin_api(method, path, body=None):
@@ -479,6 +511,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--peer", action="store_true")
+    ap.add_argument("--mock", choices=sorted(MOCKS), default="evmock",
+                    help="the mock provider: evmock (event loop, default) or httpd "
+                         "(t/c-modules/nebula_mock in its own httpd)")
     ap.add_argument("--soak", type=int)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
@@ -506,13 +541,14 @@ def main():
         "ladder_ramp": 2000,
         "stall_ms": 1000,
         "p99_limit_us": 10000,
+        "mock": a.mock,
     }
     t_start = time.time()
     ts = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%SZ")
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
     res = {"timestamp": ts, "command": a.command, "config": cfg, "machine": machine(),
-           "scenarios": {}, "notes": []}
+           "mock": {"kind": a.mock, "what": MOCKS[a.mock][2]}, "scenarios": {}, "notes": []}
     max_streams = max(cfg["ladder"])
     servers = max(2, -(-int(max_streams * 1.1 + THREADS) // THREADS))
 
@@ -535,12 +571,8 @@ def main():
         os.path.join(WORK, "streamer"), os.path.join(HERE, "streamer.c")])
 
     # the mock
-    menv = dict(os.environ, NEBULA_MOCK_THREADS=str(THREADS), NEBULA_MOCK_SERVERS=str(servers))
-    sh([os.path.join(HERE, "mock/run.sh"), "start", str(P_MOCK)], env=menv)
-    procs.append(("mock", lambda: subprocess.run([os.path.join(HERE, "mock/run.sh"), "stop"],
-                                                 capture_output=True)))
-    with open(os.path.join(HERE, "mock/.build/httpd.pid")) as f:
-        mock_pid = int(f.read())
+    log("mock: %s" % MOCKS[a.mock][2])
+    mock_pid = start_mock(a.mock, servers)
 
     # databases
     log("PostgreSQL and Redis (scripts/testdb.sh)")
@@ -703,11 +735,11 @@ http {{
     for sc in scen:
         lad, held = [], 0
         for n in cfg["ladder"]:
-            # each stream is a thread in the gateway and one in the mock: leave the
-            # rest of the machine (kernel.pid_max counts threads) 4 000 to spare
+            # each stream is a thread in the gateway (and one in the httpd mock):
+            # leave the rest of the machine (kernel.pid_max counts threads) 4 000
             pid_max = int(open("/proc/sys/kernel/pid_max").read())
             threads = int(open("/proc/loadavg").read().split()[3].split("/")[1])
-            if threads + 2.2 * n + 4000 > pid_max:
+            if threads + 1.1 * (1 + mock_threads_per_stream(a.mock)) * n + 4000 > pid_max:
                 lad.append({"conns": n, "skipped": "kernel.pid_max %d: %d threads running"
                             % (pid_max, threads)})
                 log("streams %-12s %5d: skipped (pid_max %d, %d threads running)" % (
@@ -857,6 +889,7 @@ def fmt_us(v):
 
 def markdown(res, jpath):
     m = res["machine"]
+    mock = res.get("mock", {}).get("kind", "httpd")  # runs before --mock had the httpd mock
     L = ["## Latest run", "",
          "`%s` (%s, %d run%s, medians; %d s in all). Raw numbers: `%s`." % (
              res["command"], res["timestamp"], res["config"]["runs"],
@@ -865,10 +898,10 @@ def markdown(res, jpath):
          "start, %s at the end. wrk, the mock and the gateway share these CPUs." % (
              m["nproc"], m["cpu"], m["mem_gb"], m["kernel"], m["httpd"], m["nginx"], m["wrk"],
              " ".join(m["loadavg_start"]), " ".join(m["loadavg_end"])), "",
-         "| scenario | c=1 p50 µs | c=1 p99 µs | added p50 µs | added p99 µs | frontier req/s "
-         "(p99 < 10 ms, 0 errors) | vs httpd | peak req/s (0 errors) | vs httpd | TTFT p99 µs | gap p99 µs | added TTFT p99 µs "
+         "| scenario (mock: %s) | c=1 p50 µs | c=1 p99 µs | added p50 µs | added p99 µs "
+         "| frontier req/s (p99 < 10 ms, 0 errors) | vs httpd | peak req/s (0 errors) | vs httpd | TTFT p99 µs | gap p99 µs | added TTFT p99 µs "
          "| added gap p99 µs | streams held | CPU µs/req | RSS idle / load / after MB "
-         "| overhead header µs |",
+         "| overhead header µs |" % mock,
          "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for n, S in res["scenarios"].items():
         d = S["median"]

@@ -3,6 +3,7 @@
 # after installing wrk and nginx and building the tree.
 #
 #   bench/run.sh [--quick] [--runs N] [--peer] [--soak SECONDS] [--out DIR]
+#                [--no-docs] [--mock evmock|httpd]
 #
 # Loopback only, ports 19000-19019 (PostgreSQL and Redis from scripts/testdb.sh
 # pick their own). Starts the mock provider, the httpd and nginx references and
