@@ -1,10 +1,14 @@
 /* nebula_tokens.c: exact token counts for OpenAI's BPE encodings (o200k_base,
  * cl100k_base), compatible with tiktoken's encode_ordinary(). Owns the rank
- * table (an open-addressing hash over one blob of token bytes, malloc'd and
- * freed by a cleanup of the load pool), the compiled split pattern, and the
- * per-call scratch of nebula_tokens_count(): malloc'd because the API has no
- * pool, freed before it returns. The algorithm is described in nebula_tokens.h
+ * tables (one- and two-byte tokens indexed directly, tokens of up to 8 bytes
+ * in an open-addressing hash keyed by their bytes, longer ones in a second
+ * hash over one blob of their bytes; all malloc'd and freed by a cleanup of
+ * the load pool), the compiled split pattern, the memo of recent texts'
+ * counts (shared by the threads, under a mutex), and the per-call scratch of
+ * nebula_tokens_count(): malloc'd because the API has no pool, freed before
+ * it returns. The algorithm is described in nebula_tokens.h
  * and docs/tokens.md; this is our own implementation of it. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +72,16 @@ static const tokens_spec_t tokens_specs[] = {
      "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"},
 };
 
+/* Tokens of 3 to 8 bytes (most of both vocabularies) are keyed by their
+ * bytes in one word, so a lookup touches one slot and no blob. */
+#define TOKENS_SHORT_MAX 8
+
+typedef struct {
+    apr_uint64_t w;    /* the token's bytes, zero-padded */
+    apr_uint32_t len;  /* 0: empty slot */
+    apr_uint32_t rank; /* TOKENS_NONE in an empty slot */
+} tokens_short_t;
+
 typedef struct {
     apr_uint32_t tag;  /* high bits of the hash: most misses end here */
     apr_uint32_t off;  /* of the token's bytes in the blob */
@@ -75,13 +89,35 @@ typedef struct {
     apr_uint32_t rank; /* TOKENS_NONE in an empty slot */
 } tokens_slot_t;
 
+/* Counts of texts seen before (the memo). Requests repeat their texts: a
+ * conversation resends its history every turn, an application sends the
+ * same system prompt with every request. A text is known by the first 16
+ * bytes of its SHA-256, so a client cannot make two texts share a count.
+ * Two ways a set; the way used less recently is replaced. */
+#define TOKENS_MEMO_MIN  128  /* shorter texts count faster than they hash */
+#define TOKENS_MEMO_SETS 1024 /* 2 048 texts, 48 KB an encoding */
+
+typedef struct {
+    unsigned char d[16];
+    apr_uint32_t count;
+    apr_uint32_t used; /* the memo's clock when last read or written; 0: empty */
+} tokens_memo_t;
+
 struct nebula_tokens_enc_t {
     const char *name;
     pcre2_code *re;
-    unsigned char *blob; /* every token's bytes, back to back */
-    tokens_slot_t *slots;
-    apr_size_t mask;    /* slot count - 1 (a power of two minus one) */
-    apr_size_t max_len; /* of any token: longer slices need no lookup */
+    apr_uint32_t rank1[256]; /* one-byte tokens, by the byte */
+    apr_uint32_t *rank2;     /* two-byte tokens, by the bytes (65 536 entries) */
+    tokens_short_t *shorts;  /* 3 to TOKENS_SHORT_MAX bytes */
+    apr_size_t short_mask;
+    unsigned char *blob;     /* the longer tokens' bytes, back to back */
+    tokens_slot_t *slots;    /* the longer tokens */
+    apr_size_t mask;         /* slot count - 1 (a power of two minus one) */
+    apr_size_t max_len;      /* of any token: longer slices need no lookup */
+    tokens_memo_t *memo;     /* TOKENS_MEMO_SETS sets of two, under memo_lock */
+    pthread_mutex_t memo_lock;
+    apr_uint32_t memo_clock;
+    int memo_lock_made;
 };
 
 /* Scratch one count call reuses from piece to piece (malloc'd). */
@@ -91,6 +127,15 @@ typedef struct {
 } tokens_scratch_t;
 
 /* ---- the rank table -------------------------------------------------- */
+
+static apr_uint64_t tokens_mix(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 33);
+}
 
 static apr_uint64_t tokens_hash(const unsigned char *s, apr_size_t n)
 {
@@ -112,7 +157,28 @@ static apr_uint64_t tokens_hash(const unsigned char *s, apr_size_t n)
     return h ^ (h >> 32);
 }
 
-/* The slot holding s[0..n), or the empty slot where it would go. */
+/* The short slot holding s[0..n) (3 <= n <= TOKENS_SHORT_MAX), or the empty
+ * slot where it would go. */
+static tokens_short_t *tokens_short(const nebula_tokens_enc_t *e, const unsigned char *s,
+                                    apr_size_t n)
+{
+    apr_uint64_t w = 0;
+    apr_size_t i;
+
+    memcpy(&w, s, n);
+    i = (apr_size_t)tokens_mix(w ^ (apr_uint64_t)n << 59) & e->short_mask;
+    for (;;) {
+        tokens_short_t *sl = &e->shorts[i];
+
+        if (sl->len == 0 || (sl->w == w && sl->len == n)) {
+            return sl;
+        }
+        i = (i + 1) & e->short_mask;
+    }
+}
+
+/* The long slot holding s[0..n) (n > TOKENS_SHORT_MAX), or the empty slot
+ * where it would go. */
 static tokens_slot_t *tokens_slot(const nebula_tokens_enc_t *e, const unsigned char *s,
                                   apr_size_t n)
 {
@@ -134,6 +200,12 @@ static tokens_slot_t *tokens_slot(const nebula_tokens_enc_t *e, const unsigned c
 static apr_uint32_t tokens_rank(const nebula_tokens_enc_t *e, const unsigned char *s,
                                 apr_size_t n)
 {
+    if (n == 2) {
+        return e->rank2[(apr_size_t)s[0] << 8 | s[1]];
+    }
+    if (n <= TOKENS_SHORT_MAX) {
+        return n == 1 ? e->rank1[s[0]] : n == 0 ? TOKENS_NONE : tokens_short(e, s, n)->rank;
+    }
     if (n > e->max_len) {
         return TOKENS_NONE;
     }
@@ -146,6 +218,12 @@ static apr_status_t tokens_enc_cleanup(void *data)
 
     free(e->blob);
     free(e->slots);
+    free(e->shorts);
+    free(e->rank2);
+    free(e->memo);
+    if (e->memo_lock_made) {
+        pthread_mutex_destroy(&e->memo_lock);
+    }
     if (e->re) {
         pcre2_code_free(e->re);
     }
@@ -202,7 +280,54 @@ static long tokens_b64decode(const char *s, apr_size_t n, unsigned char *out)
     return (long)o;
 }
 
-/* Parse one "<base64> <rank>" line into the table; NULL or an error text. */
+/* Put one token in its table; NULL or an error text. Only tokens longer
+ * than TOKENS_SHORT_MAX keep their bytes in the blob. */
+static const char *tokens_put(apr_pool_t *p, nebula_tokens_enc_t *e, apr_size_t *blob_len,
+                              apr_size_t tlen, unsigned long rank)
+{
+    const unsigned char *t = e->blob + *blob_len;
+    apr_uint32_t *cell = NULL;
+
+    if (tlen == 1) {
+        cell = &e->rank1[t[0]];
+    }
+    else if (tlen == 2) {
+        cell = &e->rank2[(apr_size_t)t[0] << 8 | t[1]];
+    }
+    else if (tlen <= TOKENS_SHORT_MAX) {
+        tokens_short_t *ss = tokens_short(e, t, tlen);
+
+        if (ss->len == 0) {
+            memcpy(&ss->w, t, tlen);
+            ss->len = (apr_uint32_t)tlen;
+        }
+        else {
+            ss = NULL;
+        }
+        cell = ss ? &ss->rank : NULL;
+    }
+    else {
+        tokens_slot_t *sl = tokens_slot(e, t, tlen);
+
+        if (sl->len == 0) {
+            sl->tag = (apr_uint32_t)(tokens_hash(t, tlen) >> 32);
+            sl->off = (apr_uint32_t)*blob_len;
+            sl->len = (apr_uint32_t)tlen;
+            *blob_len += tlen;
+            cell = &sl->rank;
+        }
+    }
+    if (cell == NULL || *cell != TOKENS_NONE) {
+        return apr_psprintf(p, "duplicate token (rank %lu)", rank);
+    }
+    *cell = (apr_uint32_t)rank;
+    if (tlen > e->max_len) {
+        e->max_len = tlen;
+    }
+    return NULL;
+}
+
+/* Parse one "<base64> <rank>" line into the tables; NULL or an error text. */
 static const char *tokens_add_line(apr_pool_t *p, nebula_tokens_enc_t *e,
                                    apr_size_t *blob_len, const char *line, apr_size_t n)
 {
@@ -212,7 +337,6 @@ static const char *tokens_add_line(apr_pool_t *p, nebula_tokens_enc_t *e,
     unsigned long rank;
     char *end;
     long tlen;
-    tokens_slot_t *sl;
 
     if (sp == NULL) {
         return "no space";
@@ -231,45 +355,78 @@ static const char *tokens_add_line(apr_pool_t *p, nebula_tokens_enc_t *e,
     if (*end != '\0' || rank >= TOKENS_NONE) {
         return "bad rank";
     }
-    sl = tokens_slot(e, e->blob + *blob_len, (apr_size_t)tlen);
-    if (sl->len != 0) {
-        return apr_psprintf(p, "duplicate token (rank %lu)", rank);
-    }
-    sl->tag = (apr_uint32_t)(tokens_hash(e->blob + *blob_len, (apr_size_t)tlen) >> 32);
-    sl->off = (apr_uint32_t)*blob_len;
-    sl->len = (apr_uint32_t)tlen;
-    sl->rank = (apr_uint32_t)rank;
-    *blob_len += (apr_size_t)tlen;
-    if ((apr_size_t)tlen > e->max_len) {
-        e->max_len = (apr_size_t)tlen;
-    }
-    return NULL;
+    return tokens_put(p, e, blob_len, (apr_size_t)tlen, rank);
 }
 
-/* Size the table for the file's lines and fill it; NULL or an error text. */
+/* The decoded length of a line's base64 (the text before its space), to
+ * size the tables before they are filled; 0 when it is no base64. */
+static apr_size_t tokens_line_len(const char *line, apr_size_t n)
+{
+    const char *sp = memchr(line, ' ', n);
+    apr_size_t b = sp ? (apr_size_t)(sp - line) : 0;
+
+    if (b == 0 || b % 4 != 0) {
+        return 0;
+    }
+    return b / 4 * 3 - (line[b - 1] == '=') - (line[b - 2] == '=');
+}
+
+static apr_size_t tokens_pow2(apr_size_t want)
+{
+    apr_size_t n = 16;
+
+    while (n < want) {
+        n *= 2;
+    }
+    return n;
+}
+
+/* Size the tables for the file's lines and fill them; NULL or an error text. */
 static const char *tokens_parse(apr_pool_t *p, nebula_tokens_enc_t *e, const char *buf,
                                 apr_size_t len)
 {
-    apr_size_t lines = 0, slots = 1024, i, blob_len = 0, lineno = 0;
+    apr_size_t nshort = 0, nlong = 0, i, blob_len = 0, lineno = 0, slots, shorts;
     const char *s = buf, *end = buf + len;
     unsigned char *shrunk;
 
-    for (i = 0; i < len; ++i) {
-        lines += buf[i] == '\n';
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (apr_size_t)(end - s));
+        apr_size_t n = nl ? (apr_size_t)(nl - s) : (apr_size_t)(end - s);
+        apr_size_t tlen = tokens_line_len(s, n);
+
+        nshort += tlen > 2 && tlen <= TOKENS_SHORT_MAX;
+        nlong += tlen > TOKENS_SHORT_MAX;
+        s += n + 1;
     }
-    while (slots < 2 * (lines + 1)) {
-        slots *= 2;
-    }
+    /* at most half full, so that a miss ends after a probe or two */
+    slots = tokens_pow2(2 * (nlong + 1));
+    shorts = tokens_pow2(2 * (nshort + 1));
     e->mask = slots - 1;
+    e->short_mask = shorts - 1;
     e->slots = malloc(slots * sizeof(*e->slots));
+    e->shorts = malloc(shorts * sizeof(*e->shorts));
+    e->rank2 = malloc(65536 * sizeof(*e->rank2));
     e->blob = malloc(len + 1);
-    if (e->slots == NULL || e->blob == NULL || len >= TOKENS_NONE) {
+    if (e->slots == NULL || e->shorts == NULL || e->rank2 == NULL || e->blob == NULL
+        || len >= TOKENS_NONE) {
         return "out of memory";
     }
     for (i = 0; i < slots; ++i) {
         e->slots[i].len = 0;
         e->slots[i].rank = TOKENS_NONE;
     }
+    for (i = 0; i < shorts; ++i) {
+        e->shorts[i].w = 0;
+        e->shorts[i].len = 0;
+        e->shorts[i].rank = TOKENS_NONE;
+    }
+    for (i = 0; i < 65536; ++i) {
+        e->rank2[i] = TOKENS_NONE;
+    }
+    for (i = 0; i < 256; ++i) {
+        e->rank1[i] = TOKENS_NONE;
+    }
+    s = buf;
     while (s < end) {
         const char *nl = memchr(s, '\n', (apr_size_t)(end - s));
         apr_size_t n = nl ? (apr_size_t)(nl - s) : (apr_size_t)(end - s);
@@ -282,7 +439,7 @@ static const char *tokens_parse(apr_pool_t *p, nebula_tokens_enc_t *e, const cha
         s += n + 1;
     }
     if (blob_len > 0 && (shrunk = realloc(e->blob, blob_len)) != NULL) {
-        e->blob = shrunk; /* token bytes take about a third of the file */
+        e->blob = shrunk; /* the longer tokens' bytes: a fraction of the file */
     }
     for (i = 0; i < 256; ++i) {
         unsigned char b = (unsigned char)i;
@@ -384,6 +541,17 @@ nebula_tokens_enc_t *nebula_tokens_load(apr_pool_t *p, const char *path, const c
     free(buf);
     if (why == NULL) {
         why = tokens_compile(p, e, spec);
+    }
+    if (why == NULL) {
+        /* without it every count is computed: not an error */
+        e->memo = calloc(2 * TOKENS_MEMO_SETS, sizeof(*e->memo));
+        if (e->memo && pthread_mutex_init(&e->memo_lock, NULL) == 0) {
+            e->memo_lock_made = 1;
+        }
+        else {
+            free(e->memo);
+            e->memo = NULL;
+        }
     }
     if (why != NULL) {
         *err = apr_psprintf(p, "%s: %s", path, why);
@@ -715,16 +883,12 @@ static apr_size_t tokens_count_valid(const nebula_tokens_enc_t *e, const unsigne
     return total;
 }
 
-apr_size_t nebula_tokens_count(const nebula_tokens_enc_t *e, const char *text,
-                               apr_size_t len)
+static apr_size_t tokens_count_text(const nebula_tokens_enc_t *e, const unsigned char *s,
+                                    apr_size_t len)
 {
-    const unsigned char *s = (const unsigned char *)text;
     unsigned char *fixed;
     apr_size_t n, total;
 
-    if (len == 0) {
-        return 0;
-    }
     if (tokens_utf8_valid(s, len)) {
         return tokens_count_valid(e, s, len);
     }
@@ -733,5 +897,74 @@ apr_size_t nebula_tokens_count(const nebula_tokens_enc_t *e, const char *text,
     }
     total = tokens_count_valid(e, fixed, n);
     free(fixed);
+    return total;
+}
+
+/* The memo's set for digest d. */
+static tokens_memo_t *tokens_memo_set(const nebula_tokens_enc_t *e, const unsigned char *d)
+{
+    apr_uint32_t h;
+
+    memcpy(&h, d, sizeof(h));
+    return &e->memo[2 * (h % TOKENS_MEMO_SETS)];
+}
+
+/* The memo's count for digest d, or NEBULA_TOKENS_ERROR. */
+static apr_size_t tokens_memo_get(nebula_tokens_enc_t *e, const unsigned char *d)
+{
+    tokens_memo_t *set = tokens_memo_set(e, d);
+    apr_size_t count = NEBULA_TOKENS_ERROR;
+    int w;
+
+    pthread_mutex_lock(&e->memo_lock);
+    for (w = 0; w < 2; ++w) {
+        if (set[w].used != 0 && memcmp(set[w].d, d, 16) == 0) {
+            set[w].used = ++e->memo_clock ? e->memo_clock : ++e->memo_clock;
+            count = set[w].count;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->memo_lock);
+    return count;
+}
+
+static void tokens_memo_put(nebula_tokens_enc_t *e, const unsigned char *d,
+                            apr_size_t count)
+{
+    tokens_memo_t *set = tokens_memo_set(e, d), *victim;
+
+    pthread_mutex_lock(&e->memo_lock);
+    /* the way used less recently (the clock wraps after 4G uses: then an
+     * entry may be replaced early, which costs a recount, nothing else) */
+    victim = set[0].used <= set[1].used ? &set[0] : &set[1];
+    memcpy(victim->d, d, 16);
+    victim->count = (apr_uint32_t)count;
+    victim->used = ++e->memo_clock ? e->memo_clock : ++e->memo_clock;
+    pthread_mutex_unlock(&e->memo_lock);
+}
+
+apr_size_t nebula_tokens_count(const nebula_tokens_enc_t *e, const char *text,
+                               apr_size_t len)
+{
+    /* the memo is the only part of an encoding a count writes */
+    nebula_tokens_enc_t *m = (nebula_tokens_enc_t *)e;
+    const unsigned char *s = (const unsigned char *)text;
+    unsigned char d[NEBULA_CRYPTO_SHA256_LEN];
+    apr_size_t total;
+
+    if (len == 0) {
+        return 0;
+    }
+    if (e->memo == NULL || len < TOKENS_MEMO_MIN
+        || nebula_crypto_sha256(s, len, d) != APR_SUCCESS) {
+        return tokens_count_text(e, s, len);
+    }
+    if ((total = tokens_memo_get(m, d)) != NEBULA_TOKENS_ERROR) {
+        return total;
+    }
+    total = tokens_count_text(e, s, len);
+    if (total != NEBULA_TOKENS_ERROR && total < 0xFFFFFFFFu) {
+        tokens_memo_put(m, d, total);
+    }
     return total;
 }

@@ -414,6 +414,75 @@ START_TEST(test_tokens_threads)
 }
 END_TEST
 
+/* The memo of recent texts' counts: 3 000 texts of 300 bytes (more than it
+ * holds, so entries are replaced while threads read them), counted by four
+ * threads at once in different orders, twice each, must give the counts a
+ * separately loaded encoding computes for each text on first sight. */
+#define TOK_MEMO_TEXTS 3000
+
+typedef struct {
+    const nebula_tokens_enc_t *enc;
+    char **texts;
+    const apr_size_t *want;
+    apr_uint32_t stride;
+} tok_memo_job_t;
+
+static void *APR_THREAD_FUNC tok_memo_thread(apr_thread_t *t, void *data)
+{
+    const tok_memo_job_t *job = data;
+    apr_status_t rv = APR_SUCCESS;
+    apr_uint32_t i, k;
+
+    for (i = 0; i < 2 * TOK_MEMO_TEXTS; ++i) {
+        k = (i * job->stride) % TOK_MEMO_TEXTS;
+        if (nebula_tokens_count(job->enc, job->texts[k], 300) != job->want[k]) {
+            rv = APR_EGENERAL;
+        }
+    }
+    apr_thread_exit(t, rv);
+    return NULL;
+}
+
+START_TEST(test_tokens_memo)
+{
+    static const apr_uint32_t strides[4] = {1, 7, 11, 2999};
+    const nebula_tokens_enc_t *ref;
+    char **texts = apr_palloc(unit_pool, TOK_MEMO_TEXTS * sizeof(*texts));
+    apr_size_t *want = apr_palloc(unit_pool, TOK_MEMO_TEXTS * sizeof(*want));
+    tok_memo_job_t jobs[4];
+    apr_thread_t *th[4];
+    const char *err = NULL;
+    apr_status_t rv;
+    int i;
+
+    tok_need(O200K);
+    ref = nebula_tokens_load(unit_pool, tok_path(unit_pool, NEBULA_TOKENS_O200K_BASE),
+                             NEBULA_TOKENS_O200K_BASE, &err);
+    ck_assert_msg(ref != NULL, "%s", err);
+    for (i = 0; i < TOK_MEMO_TEXTS; ++i) {
+        texts[i] = tok_lcg_text(unit_pool, 1000 + (apr_uint32_t)i, 300);
+        want[i] = nebula_tokens_count(ref, texts[i], 300);
+        ck_assert_uint_gt(want[i], 50);
+    }
+    for (i = 0; i < 4; ++i) {
+        jobs[i].enc = tok_enc[O200K];
+        jobs[i].texts = texts;
+        jobs[i].want = want;
+        jobs[i].stride = strides[i];
+        ck_assert_int_eq(apr_thread_create(&th[i], NULL, tok_memo_thread, &jobs[i], unit_pool),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < 4; ++i) {
+        ck_assert_int_eq(apr_thread_join(&rv, th[i]), APR_SUCCESS);
+        ck_assert_msg(rv == APR_SUCCESS, "thread %d got a count the reference did not", i);
+    }
+    /* the same bytes in the other encoding are not its memo's */
+    ck_assert_uint_ne(nebula_tokens_count(tok_need(CL100K), texts[0], 300), 0);
+    ck_assert_uint_eq(nebula_tokens_count(tok_need(CL100K), texts[0], 300),
+                      nebula_tokens_count(tok_need(CL100K), texts[0], 300));
+}
+END_TEST
+
 /* ---- loading --------------------------------------------------------- */
 
 START_TEST(test_tokens_load_errors)
@@ -722,6 +791,7 @@ Suite *unit_tokens_suite(void)
     tcase_add_test(exact, test_tokens_edges);
     tcase_add_test(exact, test_tokens_chat);
     tcase_add_test(exact, test_tokens_threads);
+    tcase_add_test(exact, test_tokens_memo);
     suite_add_tcase(s, exact);
 
     tcase_add_unchecked_fixture(load, tok_setup, tok_teardown);
