@@ -255,7 +255,7 @@ int nebula_dbd_sqlite_init(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                            int busy_timeout_ms, const char **errmsg, apr_pool_t *pool)
 {
     nebula_dbd_rows_t rows;
-    const char *pragmas[3];
+    const char *pragmas[4];
     int rv, i;
 
     if (nebula_dbd_dialect_of(driver) != NEBULA_DBD_SQLITE) {
@@ -267,7 +267,11 @@ int nebula_dbd_sqlite_init(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
     pragmas[0] = apr_psprintf(pool, "PRAGMA busy_timeout = %d", busy_timeout_ms);
     pragmas[1] = "PRAGMA foreign_keys = ON";
     pragmas[2] = "PRAGMA synchronous = NORMAL";
-    for (i = 0; i < 3; i++) {
+    /* statement journals (and savepoints') in memory: on disk each
+     * INSERT into a table with several indexes, inside a transaction,
+     * created, wrote and unlinked a file in /var/tmp */
+    pragmas[3] = "PRAGMA temp_store = MEMORY";
+    for (i = 0; i < 4; i++) {
         /* select, not query: some PRAGMAs return a row */
         rv = nebula_dbd_select(driver, handle, pragmas[i], &rows, errmsg, pool);
         if (rv != 0) {

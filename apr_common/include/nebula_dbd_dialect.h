@@ -99,7 +99,8 @@ int nebula_dbd_table_exists(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
  * Per-connection set-up for SQLite; a no-op returning 0 for other drivers.
  * Sets busy_timeout (so writers wait instead of failing with SQLITE_BUSY),
  * foreign_keys=ON (off by default in SQLite, per connection),
- * synchronous=NORMAL (safe with WAL), and last journal_mode=WAL (readers
+ * synchronous=NORMAL (safe with WAL), temp_store=MEMORY (statement and
+ * savepoint journals stay off the disk), and last journal_mode=WAL (readers
  * never block the writer; persistent in the file, so only the first
  * connection to a new file switches it, which needs a moment with no other
  * writer: if that fails the other settings are already in place).
