@@ -79,6 +79,34 @@ static void relay_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
+/* A relay location names no file, as a ProxyPass one does not: its URI is
+ * mapped to a name of our own, so that neither core's translation nor its
+ * directory walk (a stat and an .htaccess open for every directory up to
+ * the document root, on every request) runs for it. <Directory> sections
+ * and .htaccess files therefore do not apply to relay locations; <Location>
+ * and <If> sections do (httpd walks them again after map_to_storage). */
+#define RELAY_FILENAME "nebula-relay:"
+
+static int relay_translate_name(request_rec *r)
+{
+    const relay_dir_conf_t *dc = relay_config_dir(r);
+
+    if (dc->enabled != 1 || r->proxyreq || r->main != NULL) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, RELAY_FILENAME, r->uri, NULL);
+    return OK;
+}
+
+static int relay_map_to_storage(request_rec *r)
+{
+    if (r->filename == NULL || strncmp(r->filename, RELAY_FILENAME,
+                                       sizeof(RELAY_FILENAME) - 1) != 0) {
+        return DECLINED;
+    }
+    return OK;
+}
+
 /* NebulaRelay On maps a location to the relay handler, like ProxyPass does. */
 static int relay_fixups(request_rec *r)
 {
@@ -96,6 +124,7 @@ static int relay_fixups(request_rec *r)
 static void relay_register_hooks(apr_pool_t *p)
 {
     static const char *const watchdog[] = {"mod_watchdog.c", NULL};
+    static const char *const rewrite[] = {"mod_rewrite.c", NULL};
 
     /* every config read: health directives start from their defaults and the
      * "nebula-health" mutex type is known before Mutex directives are read */
@@ -104,6 +133,10 @@ static void relay_register_hooks(apr_pool_t *p)
     /* before mod_watchdog's post_config, which starts the watchdogs asked for */
     ap_hook_post_config(relay_retest_post_config, NULL, watchdog, APR_HOOK_LAST);
     nebula_ap_register_hooks(relay_child_init);
+    /* before core's translation and directory walk, as mod_proxy's; after
+     * mod_rewrite's server-wide rules */
+    ap_hook_translate_name(relay_translate_name, rewrite, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(relay_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     /* late, so that other modules' fixups (e.g. mod_rewrite) have run */
     ap_hook_fixups(relay_fixups, NULL, NULL, APR_HOOK_LAST);
     ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);
