@@ -602,6 +602,38 @@ apr_status_t nebula_ap_db_commit(nebula_ap_db_t *db, const char **err)
     return APR_SUCCESS;
 }
 
+/* One statement of a transaction's savepoint protocol; unprepared (some
+ * drivers prepare only queries). */
+static apr_status_t db_txn_stmt(nebula_ap_db_t *db, const char *sql, const char **err)
+{
+    if (db->dbd == NULL || !db->in_txn) {
+        *err = "no transaction";
+        return APR_EGENERAL;
+    }
+    return nebula_dbd_exec(db->dbd->driver, db->dbd->handle, sql, err, db->pool) == 0
+               ? APR_SUCCESS
+               : APR_EGENERAL;
+}
+
+apr_status_t nebula_ap_db_mark(nebula_ap_db_t *db, const char **err)
+{
+    return db_txn_stmt(db, "SAVEPOINT nebula_unit", err);
+}
+
+apr_status_t nebula_ap_db_keep(nebula_ap_db_t *db, const char **err)
+{
+    return db_txn_stmt(db, "RELEASE SAVEPOINT nebula_unit", err);
+}
+
+apr_status_t nebula_ap_db_undo(nebula_ap_db_t *db, const char **err)
+{
+    /* back to the mark, and the mark itself gone, as after a keep */
+    if (db_txn_stmt(db, "ROLLBACK TO SAVEPOINT nebula_unit", err) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    return db_txn_stmt(db, "RELEASE SAVEPOINT nebula_unit", err);
+}
+
 apr_status_t nebula_ap_db_rollback(nebula_ap_db_t *db)
 {
     const char *err = NULL;

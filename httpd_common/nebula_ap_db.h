@@ -78,6 +78,17 @@ apr_status_t nebula_ap_db_begin(nebula_ap_db_t *db, const char **err);
 apr_status_t nebula_ap_db_commit(nebula_ap_db_t *db, const char **err);
 apr_status_t nebula_ap_db_rollback(nebula_ap_db_t *db);
 
+/**
+ * A savepoint inside a transaction, for work that must be undone without
+ * undoing the rest (several units of work sharing one transaction): mark,
+ * then keep (release the mark) or undo back to it. One mark at a time.
+ * When undoing fails the transaction is lost (MySQL ends the whole
+ * transaction on a deadlock): the caller rolls back and starts again.
+ */
+apr_status_t nebula_ap_db_mark(nebula_ap_db_t *db, const char **err);
+apr_status_t nebula_ap_db_keep(nebula_ap_db_t *db, const char **err);
+apr_status_t nebula_ap_db_undo(nebula_ap_db_t *db, const char **err);
+
 /** Row @a i, column @a j of @a rows as a 64-bit integer (0 for NULL/""). */
 apr_int64_t nebula_ap_db_int(const nebula_dbd_rows_t *rows, int i, int j);
 

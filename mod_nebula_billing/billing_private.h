@@ -224,6 +224,25 @@ void billing_idem_register(void);
 /** Delete idempotency records past expires_at; returns how many. */
 int billing_idem_purge(server_rec *s, apr_pool_t *p, apr_int64_t now_ms);
 
+/* ---- billing_group.c ----------------------------------------------------- */
+typedef struct billing_unit_t billing_unit_t;
+/** A unit of work inside a transaction shared with other units: returns
+ *  NEBULA_BILLING_OK to keep what it wrote, NEBULA_BILLING_ERROR to have it
+ *  undone and run alone, anything else to have it undone with that result.
+ *  It must not begin, commit or roll back. */
+typedef int (*billing_unit_fn)(nebula_ap_db_t *db, apr_pool_t *p, void *baton,
+                               const char **err);
+/** The same unit in its own transaction(s), on a connection it borrows;
+ *  its result is final. */
+typedef int (*billing_alone_fn)(server_rec *s, apr_pool_t *p, void *baton, const char **err);
+/** The group's mutex and condition (child_init). */
+void billing_group_child_init(apr_pool_t *pchild);
+/** Run a unit in a group commit with this process's other threads' units;
+ *  returns once its result is durable (or final). The caller must hold no
+ *  connection. */
+int billing_group_run(server_rec *s, apr_pool_t *p, billing_unit_fn body,
+                      billing_alone_fn alone, void *baton, const char **err);
+
 /* ---- billing_spool.c ----------------------------------------------------- */
 /** The spool's thread mutex (child_init). */
 void billing_spool_child_init(apr_pool_t *pchild);

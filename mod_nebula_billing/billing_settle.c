@@ -66,10 +66,10 @@ static int capped_charge(nebula_ap_db_t *db, apr_pool_t *p, const settlement_t *
     return NEBULA_BILLING_OK;
 }
 
-/* One settlement in one transaction: OK, SETTLE_DONE (already resolved),
- * or ERROR (rolled back). */
-static int settle_txn(nebula_ap_db_t *db, apr_pool_t *p, server_rec *s, const settlement_t *st,
-                      const char **err)
+/* One settlement's writes inside the caller's transaction: OK (keep them),
+ * SETTLE_DONE (already resolved: undo what was written) or ERROR (undo). */
+static int settle_body(nebula_ap_db_t *db, apr_pool_t *p, server_rec *s, const settlement_t *st,
+                       const char **err)
 {
     apr_int64_t now = billing_now_ms(), charge = 0;
     nebula_posting_result_t out;
@@ -77,9 +77,6 @@ static int settle_txn(nebula_ap_db_t *db, apr_pool_t *p, server_rec *s, const se
     const char *args[6];
     int affected = 0, late = 0, rc;
 
-    if (nebula_ap_db_begin(db, err) != APR_SUCCESS) {
-        return NEBULA_BILLING_ERROR;
-    }
     args[0] = st->release ? "released" : "settled";
     args[1] = billing_i64(p, st->cost_q);
     args[2] = billing_i64(p, now);
@@ -181,14 +178,30 @@ static int settle_txn(nebula_ap_db_t *db, apr_pool_t *p, server_rec *s, const se
         != APR_SUCCESS) {
         goto fail;
     }
-    return nebula_ap_db_commit(db, err) == APR_SUCCESS ? NEBULA_BILLING_OK
-                                                        : NEBULA_BILLING_ERROR;
+    return NEBULA_BILLING_OK;
 done:
-    nebula_ap_db_rollback(db);
     return SETTLE_DONE;
 fail:
-    nebula_ap_db_rollback(db);
     return NEBULA_BILLING_ERROR;
+}
+
+/* One settlement in one transaction: OK, SETTLE_DONE (already resolved),
+ * or ERROR (rolled back). */
+static int settle_txn(nebula_ap_db_t *db, apr_pool_t *p, server_rec *s, const settlement_t *st,
+                      const char **err)
+{
+    int rc;
+
+    if (nebula_ap_db_begin(db, err) != APR_SUCCESS) {
+        return NEBULA_BILLING_ERROR;
+    }
+    rc = settle_body(db, p, s, st, err);
+    if (rc != NEBULA_BILLING_OK) {
+        nebula_ap_db_rollback(db);
+        return rc;
+    }
+    return nebula_ap_db_commit(db, err) == APR_SUCCESS ? NEBULA_BILLING_OK
+                                                        : NEBULA_BILLING_ERROR;
 }
 
 /* ---- the spool record ---------------------------------------------------- */
@@ -335,6 +348,37 @@ static int settle_run(server_rec *s, apr_pool_t *p, const settlement_t *st, cons
     return rc == SETTLE_DONE ? NEBULA_BILLING_OK : rc;
 }
 
+/* A live request's settlement, as a unit of a group commit (billing_group.c):
+ * settling is safe to run again, whatever became of an earlier run. */
+typedef struct {
+    server_rec *s;
+    const settlement_t *st;
+} settle_unit_t;
+
+static int settle_unit(nebula_ap_db_t *db, apr_pool_t *p, void *baton, const char **err)
+{
+    const settle_unit_t *u = baton;
+
+    return settle_body(db, p, u->s, u->st, err);
+}
+
+static int settle_alone(server_rec *s, apr_pool_t *p, void *baton, const char **err)
+{
+    return settle_run(s, p, ((const settle_unit_t *)baton)->st, err);
+}
+
+static int settle_grouped(server_rec *s, apr_pool_t *p, const settlement_t *st,
+                          const char **err)
+{
+    settle_unit_t u;
+    int rc;
+
+    u.s = s;
+    u.st = st;
+    rc = billing_group_run(s, p, settle_unit, settle_alone, &u, err);
+    return rc == SETTLE_DONE ? NEBULA_BILLING_OK : rc;
+}
+
 int billing_reserve_settle_record(server_rec *s, apr_pool_t *p, const char *line)
 {
     settlement_t st;
@@ -409,7 +453,7 @@ static int resolve(request_rec *r, nebula_reservation_t *res, const nebula_reqlo
                 u->estimated ? "true" : "false", res->unit, cost_q);
         }
     }
-    if ((rc = settle_run(r->server, r->pool, &st, &err)) == NEBULA_BILLING_OK) {
+    if ((rc = settle_grouped(r->server, r->pool, &st, &err)) == NEBULA_BILLING_OK) {
         if (cost) {
             *cost = st.cost_q;
         }

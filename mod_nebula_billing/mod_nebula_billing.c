@@ -31,6 +31,7 @@ static void billing_child_init(apr_pool_t *pchild, server_rec *s)
 {
     nebula_ap_child_init(pchild, s, APLOG_MODULE_INDEX);
     billing_spool_child_init(pchild);
+    billing_group_child_init(pchild);
 }
 
 static void billing_register_hooks(apr_pool_t *p)
