@@ -281,3 +281,35 @@ int nebula_dbd_sqlite_init(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
     }
     return sqlite_wal(driver, handle, errmsg, pool);
 }
+
+int nebula_dbd_mysql_check(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
+                           const char **errmsg, apr_pool_t *pool)
+{
+    static const char *const setup[] = {
+        "CREATE TEMPORARY TABLE IF NOT EXISTS nebula_found_rows (x INT)",
+        "DELETE FROM nebula_found_rows", "INSERT INTO nebula_found_rows VALUES (1)"};
+    int i, n = 0, rv;
+
+    if (nebula_dbd_dialect_of(driver) != NEBULA_DBD_MYSQL) {
+        return 0;
+    }
+    for (i = 0; i < 3; i++) {
+        if ((rv = nebula_dbd_exec(driver, handle, setup[i], errmsg, pool)) != 0) {
+            return rv;
+        }
+    }
+    /* changes nothing: 1 with CLIENT_FOUND_ROWS, 0 without */
+    rv = apr_dbd_query(driver, handle, &n, "UPDATE nebula_found_rows SET x = 1");
+    if (rv != 0) {
+        *errmsg = apr_pstrdup(pool, apr_dbd_error(driver, handle, rv));
+        return rv;
+    }
+    (void)nebula_dbd_exec(driver, handle, "DROP TEMPORARY TABLE nebula_found_rows", errmsg,
+                          pool);
+    if (n != 1) {
+        *errmsg = "the connection counts changed rows, not matched ones: add "
+                  "flags=CLIENT_FOUND_ROWS to DBDParams";
+        return -1;
+    }
+    return 0;
+}

@@ -312,7 +312,7 @@ static apr_status_t build_mysql(const url_t *u, int go_form, nebula_dbd_dsn_t *o
                                {"pass", u->pass},
                                {"dbname", u->db}};
     apr_size_t i;
-    int j, reconnect_given = 0;
+    int j, reconnect_given = 0, flags_given = 0;
 
     for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
         if (mysql_add(parts, fields[i][0], fields[i][1], errmsg, pool)) {
@@ -332,16 +332,28 @@ static apr_status_t build_mysql(const url_t *u, int go_form, nebula_dbd_dsn_t *o
                         "flags, fldsz, group or reconnect)",
                         kv->key);
         }
+        if (!strcmp(key, "flags") && strcmp(kv->value, "CLIENT_FOUND_ROWS")) {
+            return fail(errmsg, pool,
+                        "MySQL flags must be CLIENT_FOUND_ROWS (NebulaGate counts the "
+                        "rows an UPDATE matched), not '%s'",
+                        kv->value);
+        }
         if (mysql_add(parts, key, kv->value, errmsg, pool)) {
             return APR_EINVAL;
         }
         reconnect_given |= !strcmp(key, "reconnect");
+        flags_given |= !strcmp(key, "flags");
     }
     /* A reconnect inside mysql_ping would keep the handle but lose every
      * statement prepared on it; without it, mod_dbd replaces a dead
      * connection with a new one (docs/design-notes.md). */
     if (!reconnect_given) {
         APR_ARRAY_PUSH(parts, const char *) = "reconnect=0";
+    }
+    /* UPDATE reports the rows it matched, as on SQLite and PostgreSQL, not
+     * only those it changed: a hold on an unlimited key changes nothing */
+    if (!flags_given) {
+        APR_ARRAY_PUSH(parts, const char *) = "flags=CLIENT_FOUND_ROWS";
     }
     out->dialect = NEBULA_DBD_MYSQL;
     out->driver = "mysql";

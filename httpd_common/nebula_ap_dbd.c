@@ -4,7 +4,8 @@
  * the schema to the latest version under the database's own lock, and records
  * the outcome in the process pool so the other modules of the same child do
  * not repeat the work. It also prepares every new SQLite connection mod_dbd
- * opens (WAL, busy timeout, foreign keys) through mod_dbd's post_connect hook. */
+ * opens (WAL, busy timeout, foreign keys) and checks every MySQL one (it must
+ * count matched rows) through mod_dbd's post_connect hook. */
 #include <apr_optional.h>
 #include <apr_strings.h>
 #include <apr_dbd.h>
@@ -90,6 +91,20 @@ static apr_status_t db_post_connect(apr_pool_t *p, dbd_cfg_t *cfg, ap_dbd_t *dbd
     const char *err = NULL;
     void *done = NULL;
 
+    if (!strcmp(apr_dbd_name(dbd->driver), "mysql")) {
+        apr_pool_userdata_get(&done, "nebula:mysql-check", dbd->pool);
+        if (done) {
+            return APR_SUCCESS;
+        }
+        if (nebula_dbd_mysql_check(dbd->driver, dbd->handle, &err, p) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, cfg->server,
+                         "NEB00006: refused a MySQL connection: %s",
+                         err ? err : "unknown error");
+            return APR_EGENERAL;
+        }
+        apr_pool_userdata_setn((void *)1, "nebula:mysql-check", NULL, dbd->pool);
+        return APR_SUCCESS;
+    }
     if (strcmp(apr_dbd_name(dbd->driver), "sqlite3")) {
         return APR_SUCCESS;
     }

@@ -277,9 +277,9 @@ start_mysql() {
         GRANT ALL ON $HTTPD_DB_NAME.* TO '$DB_USER'@'127.0.0.1';
         GRANT ALL ON $HTTPD_DB_NAME.* TO '$DB_USER'@'localhost';" >>"$dir/stdout.log" 2>&1 ||
         die "creating the MariaDB database and user failed (see $dir/stdout.log)"
-    echo "export NEBULA_TEST_MYSQL_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$DB_NAME reconnect=0'" \
+    echo "export NEBULA_TEST_MYSQL_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$DB_NAME reconnect=0 flags=CLIENT_FOUND_ROWS'" \
         >>"$VARDIR/testdb.env.partial"
-    echo "export NEBULA_TEST_MYSQL_HTTPD_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$HTTPD_DB_NAME reconnect=0'" \
+    echo "export NEBULA_TEST_MYSQL_HTTPD_PARAMS='host=127.0.0.1 port=$port user=$DB_USER pass=$pw dbname=$HTTPD_DB_NAME reconnect=0 flags=CLIENT_FOUND_ROWS'" \
         >>"$VARDIR/testdb.env.partial"
 }
 

@@ -71,8 +71,9 @@ int ctl_db_connect(ctl_t *ctl)
     params = ctl->params;
     if (nebula_dbd_dialect_from_name(ctl->driver_name) == NEBULA_DBD_MYSQL) {
         /* A silent reconnect would drop the migration lock (GET_LOCK is per
-         * session); the driver takes the last value of a repeated key. */
-        params = apr_pstrcat(ctl->pool, params, " reconnect=0", NULL);
+         * session), and an UPDATE must report the rows it matched, as on the
+         * other databases; the driver takes the last value of a repeated key. */
+        params = apr_pstrcat(ctl->pool, params, " reconnect=0 flags=CLIENT_FOUND_ROWS", NULL);
     }
     if (apr_dbd_open_ex(ctl->driver, ctl->pool, params, &ctl->handle, &err) !=
         APR_SUCCESS) {

@@ -120,4 +120,16 @@ int nebula_dbd_table_exists(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
 int nebula_dbd_sqlite_init(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                            int busy_timeout_ms, const char **errmsg, apr_pool_t *pool);
 
+/**
+ * Per-connection check for MySQL/MariaDB; a no-op returning 0 for other
+ * drivers. NebulaGate reads an UPDATE's affected rows as the rows it
+ * matched (SQLite's and PostgreSQL's meaning); MySQL reports only the rows it
+ * changed unless the connection was opened with CLIENT_FOUND_ROWS
+ * (apr_dbd_mysql: "flags=CLIENT_FOUND_ROWS" in the parameters). Without it
+ * a hold on an unlimited key, which changes nothing, reads as "no such
+ * key". Probes with a temporary table: 0, or non-zero with @a errmsg.
+ */
+int nebula_dbd_mysql_check(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
+                           const char **errmsg, apr_pool_t *pool);
+
 #endif /* NEBULA_DBD_DIALECT_H */

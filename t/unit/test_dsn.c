@@ -117,11 +117,11 @@ START_TEST(mysql_full)
 
     ck_assert_int_eq(d.dialect, NEBULA_DBD_MYSQL);
     ck_assert_str_eq(d.driver, "mysql");
-    ck_assert_str_eq(d.params,
-                     "host=127.0.0.1 port=3307 user=neb pass=pw dbname=gateway reconnect=0");
+    ck_assert_str_eq(d.params, "host=127.0.0.1 port=3307 user=neb pass=pw dbname=gateway "
+                               "reconnect=0 flags=CLIENT_FOUND_ROWS");
     ck_assert_str_eq(d.redacted, "mysql://neb:***@127.0.0.1:3307/gateway");
     ck_assert_str_eq(parse_ok("mariadb://neb@db/gw").params,
-                     "host=db user=neb dbname=gw reconnect=0");
+                     "host=db user=neb dbname=gw reconnect=0 flags=CLIENT_FOUND_ROWS");
 }
 END_TEST
 
@@ -129,9 +129,14 @@ START_TEST(mysql_socket_and_options)
 {
     ck_assert_str_eq(
         parse_ok("mysql://neb:pw@/gw?socket=%2Frun%2Fmysqld%2Fm.sock").params,
-        "user=neb pass=pw dbname=gw sock=/run/mysqld/m.sock reconnect=0");
+        "user=neb pass=pw dbname=gw sock=/run/mysqld/m.sock reconnect=0 "
+        "flags=CLIENT_FOUND_ROWS");
     ck_assert_str_eq(parse_ok("mysql://h/gw?reconnect=0&fldsz=4096").params,
-                     "host=h dbname=gw reconnect=0 fldsz=4096");
+                     "host=h dbname=gw reconnect=0 fldsz=4096 flags=CLIENT_FOUND_ROWS");
+    /* NebulaGate counts matched rows: the one flag there is, given or added */
+    ck_assert_str_eq(parse_ok("mysql://h/gw?flags=CLIENT_FOUND_ROWS").params,
+                     "host=h dbname=gw flags=CLIENT_FOUND_ROWS reconnect=0");
+    parse_err("mysql://h/gw?flags=CLIENT_COMPRESS");
     parse_err("mysql://h/gw?charset=utf8mb4");
 }
 END_TEST
@@ -161,12 +166,14 @@ START_TEST(go_mysql_forms)
         parse_ok("root:123456@tcp(localhost:3306)/oneapi?parseTime=true");
 
     ck_assert_int_eq(d.dialect, NEBULA_DBD_MYSQL);
-    ck_assert_str_eq(d.params,
-                     "host=localhost port=3306 user=root pass=123456 dbname=oneapi reconnect=0");
+    ck_assert_str_eq(d.params, "host=localhost port=3306 user=root pass=123456 dbname=oneapi "
+                               "reconnect=0 flags=CLIENT_FOUND_ROWS");
     ck_assert_str_eq(d.redacted, "root:***@tcp(localhost:3306)/oneapi?parseTime=true");
     ck_assert_str_eq(parse_ok("u:p@unix(/run/mysqld/mysqld.sock)/gw").params,
-                     "user=u pass=p dbname=gw sock=/run/mysqld/mysqld.sock reconnect=0");
-    ck_assert_str_eq(parse_ok("tcp(db:3306)/gw").params, "host=db port=3306 dbname=gw reconnect=0");
+                     "user=u pass=p dbname=gw sock=/run/mysqld/mysqld.sock reconnect=0 "
+                     "flags=CLIENT_FOUND_ROWS");
+    ck_assert_str_eq(parse_ok("tcp(db:3306)/gw").params,
+                     "host=db port=3306 dbname=gw reconnect=0 flags=CLIENT_FOUND_ROWS");
     parse_err("root:pw@tcp(localhost:3306/gw");
     parse_err("root:pwtcp(localhost:3306)/gw");
 }
