@@ -52,6 +52,7 @@ static int relay_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     relay_gen_post_config(pconf, s);
+    relay_budget_post_config(pconf, s);
     if ((err = relay_tokens_post_config(pconf, s, relay_config_srv(s)->tokenizer_dir))) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "NEB01081: %s", err);
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -231,7 +231,7 @@ static int attempts_loop(relay_ctx_t *ctx)
     apr_array_header_t *tried_keys = apr_array_make(ctx->r->pool, 4, sizeof(apr_int64_t));
     last_error_t last = {0};
     const relay_channel_t *ch = NULL;
-    int n, rc = OK, same = 0;
+    int n, rc = OK, same = 0, counted = 0, called = 0;
 
     for (n = 0; n <= retries; ++n) {
         const relay_chkey_t *key = NULL;
@@ -247,11 +247,23 @@ static int attempts_loop(relay_ctx_t *ctx)
             same = 0;
             continue;
         }
+        /* a retry comes from the server's budget; the request adds to it */
+        if (!counted) {
+            relay_budget_request(relay_config_srv(ctx->r->server));
+            counted = 1;
+        }
+        else if (called > 0 && !relay_budget_retry(relay_config_srv(ctx->r->server))) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ctx->r,
+                          "NEB01481: the retry budget is spent: no attempt %d on channel %"
+                          APR_INT64_T_FMT, called + 1, ch->id);
+            break;
+        }
         ctx->channel = ch;
         ctx->chkey = key;
         ctx->attempts++;
         same = 0;
         rc = attempt(ctx, ch, key, &last, &same);
+        called += rc != RELAY_CANNOT_SERVE;
         if (rc == RELAY_CANNOT_SERVE) {
             push_id(tried, ch->id);
             same = 0;

@@ -175,6 +175,8 @@ void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
     c->admin.trust_remote_user = RELAY_UNSET;
     c->session_ttl = RELAY_UNSET;
     c->retries = RELAY_UNSET;
+    c->budget_ratio_ppm = RELAY_UNSET;
+    c->budget_min_per_s = RELAY_UNSET;
     c->cache_ttl = RELAY_UNSET;
     c->adaptive = RELAY_UNSET;
     c->retest = RELAY_UNSET;
@@ -216,6 +218,8 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->admin_token = add->admin_token ? add->admin_token : base->admin_token;
     c->session_ttl = GET(add, base, session_ttl);
     c->retries = GET(add, base, retries);
+    c->budget_ratio_ppm = GET(add, base, budget_ratio_ppm);
+    c->budget_min_per_s = GET(add, base, budget_min_per_s);
     c->cache_ttl = GET(add, base, cache_ttl);
     c->adaptive = GET(add, base, adaptive);
     c->tokenizer_dir = add->tokenizer_dir ? add->tokenizer_dir : base->tokenizer_dir;
@@ -253,6 +257,12 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
                    "the CSRF tokens of remote users)";
         }
         c->retries = c->retries == RELAY_UNSET ? RELAY_DEFAULT_RETRIES : c->retries;
+        if (c->budget_ratio_ppm == RELAY_UNSET) {
+            c->budget_ratio_ppm = RELAY_DEFAULT_BUDGET_PPM;
+        }
+        if (c->budget_min_per_s == RELAY_UNSET) {
+            c->budget_min_per_s = RELAY_DEFAULT_BUDGET_MIN;
+        }
         c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
         c->retest = c->retest == RELAY_UNSET ? RELAY_DEFAULT_RETEST : c->retest;
         c->azure_version = c->azure_version ? c->azure_version : RELAY_DEFAULT_AZURE_VERSION;
@@ -468,6 +478,33 @@ static const char *set_adaptive(cmd_parms *cmd, void *dc, int on)
     return NULL;
 }
 
+/* NebulaRetryBudget RATIO [MIN-PER-SECOND] | off */
+static const char *set_retry_budget(cmd_parms *cmd, void *dc, const char *ratio,
+                                    const char *min)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+    char *end;
+    double r;
+    long m = RELAY_DEFAULT_BUDGET_MIN;
+
+    if (strcasecmp(ratio, "off") == 0 && min == NULL) {
+        c->budget_ratio_ppm = RELAY_BUDGET_OFF;
+        return NULL;
+    }
+    r = strtod(ratio, &end);
+    if (*ratio == '\0' || *end || !(r >= 0.0 && r <= 10.0)) {
+        return "NebulaRetryBudget: give a ratio of retries to requests from 0 to 10 "
+               "(e.g. 0.2), or off";
+    }
+    if (min && ((m = strtol(min, &end, 10)), *min == '\0' || *end || m < 0 || m > 100000)) {
+        return "NebulaRetryBudget: the retries a second allowed anyway must be a number "
+               "from 0 to 100000";
+    }
+    c->budget_ratio_ppm = (int)(r * 1000000.0 + 0.5);
+    c->budget_min_per_s = (int)m;
+    return NULL;
+}
+
 static const char *set_retries(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
@@ -637,6 +674,9 @@ const command_rec relay_config_cmds[] = {
                   "Environment variable an auth module sets to the remote user's role"),
     AP_INIT_TAKE1("NebulaRetries", set_retries, NULL, RSRC_CONF,
                   "Attempts on other channels after a retriable failure (default 2)"),
+    AP_INIT_TAKE12("NebulaRetryBudget", set_retry_budget, NULL, RSRC_CONF,
+                   "Retries host-wide at most RATIO of requests + MIN a second over 10 s "
+                   "(default 0.2 10), or off"),
     AP_INIT_TAKE1("NebulaCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "How long a process caches a client key (default 30s)"),
     AP_INIT_FLAG("NebulaAdaptiveRouting", set_adaptive, NULL, RSRC_CONF,

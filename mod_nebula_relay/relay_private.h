@@ -85,6 +85,11 @@ typedef struct {
     const char *admin_token;       /**< NebulaAdminToken: bootstrap root token, or NULL */
     apr_interval_time_t session_ttl; /**< NebulaAdminSessionTTL */
     int retries;                   /**< NebulaRetries: extra attempts on other channels */
+    /** NebulaRetryBudget: retries per request relayed, in millionths
+     *  (RELAY_BUDGET_OFF: no budget), and retries a second allowed anyway */
+    int budget_ratio_ppm;
+    int budget_min_per_s;
+    int budget_idx;                /**< this server's budget (relay_budget.c) */
     apr_interval_time_t cache_ttl; /**< NebulaCacheTTL: key cache entries */
     int adaptive;                  /**< NebulaAdaptiveRouting On|Off */
     const char *tokenizer_dir;     /**< NebulaTokenizerDir (main server) */
@@ -105,6 +110,9 @@ typedef struct {
 } relay_srv_conf_t;
 
 #define RELAY_DEFAULT_RETRIES      2
+#define RELAY_BUDGET_OFF           (-2)
+#define RELAY_DEFAULT_BUDGET_PPM   200000 /* retries <= 20 % of requests ... */
+#define RELAY_DEFAULT_BUDGET_MIN   10     /* ... + 10 a second */
 #define RELAY_DEFAULT_RETEST       apr_time_from_sec(600)
 #define RELAY_DEFAULT_CACHE_TTL    apr_time_from_sec(30)
 #define RELAY_DEFAULT_SESSION_TTL  apr_time_from_sec(12 * 3600)
@@ -156,6 +164,15 @@ typedef struct {
     apr_uint64_t overhead_us_p50;  /**< estimated from the histogram; 0 if none */
     apr_uint64_t overhead_us_p99;
 } relay_stats_t;
+/* relay_budget.c: the host-wide retry budget (NebulaRetryBudget) */
+apr_status_t relay_budget_post_config(apr_pool_t *pconf, server_rec *s);
+/** Count a request that goes upstream (its first attempt). */
+void relay_budget_request(const relay_srv_conf_t *c);
+/** May one more retry be made? 1 (counted as made) or 0 (refused, counted). */
+int relay_budget_retry(const relay_srv_conf_t *c);
+/** Retries made and refused since the server started, all servers. */
+void relay_budget_read(apr_uint64_t *retries, apr_uint64_t *refused);
+
 void relay_stats_request(void);
 void relay_stats_stream(int delta);
 /** Record one request's own time (µs) in the host-wide histogram. */

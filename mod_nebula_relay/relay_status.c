@@ -1,5 +1,6 @@
 /* relay_status.c: mod_nebula_relay's section of mod_status (/server-status):
- * requests relayed and streams open host-wide, the gateway's own time per
+ * requests relayed and streams open host-wide, retries made and refused by
+ * the retry budget, the gateway's own time per
  * request (count, sum, p50 and p99 in µs: docs/overhead.md), and the health
  * of every channel the shared table tracks (breaker state, failures,
  * averages). */
@@ -20,10 +21,14 @@ static int relay_status_hook(request_rec *r, int flags)
 {
     apr_array_header_t *slots = relay_health_snapshot(r->pool);
     relay_stats_t st;
+    apr_uint64_t retries, refused;
     int i;
 
     relay_stats_read(&st);
+    relay_budget_read(&retries, &refused);
     if (flags & AP_STATUS_SHORT) {
+        ap_rprintf(r, "NebulaRetries: %" APR_UINT64_T_FMT "\nNebulaRetriesRefused: %"
+                      APR_UINT64_T_FMT "\n", retries, refused);
         ap_rprintf(r, "NebulaRequests: %" APR_UINT64_T_FMT "\nNebulaStreamsOpen: %u\n"
                       "NebulaOverheadCount: %" APR_UINT64_T_FMT "\n"
                       "NebulaOverheadUsSum: %" APR_UINT64_T_FMT "\n"
@@ -40,6 +45,8 @@ static int relay_status_hook(request_rec *r, int flags)
                   " &micro;s, p99 %" APR_UINT64_T_FMT " &micro;s</dt></dl>\n",
                st.requests, st.streams_open, st.overhead_count, st.overhead_us_sum,
                st.overhead_us_p50, st.overhead_us_p99);
+    ap_rprintf(r, "<dl><dt>retries: %" APR_UINT64_T_FMT " made, %" APR_UINT64_T_FMT
+                  " refused by the retry budget</dt></dl>\n", retries, refused);
     ap_rputs("<table border=\"0\"><tr><th>channel</th><th>key</th><th>breaker</th>"
              "<th>consecutive failures</th><th>recent definitive</th><th>success</th>"
              "<th>latency ms</th><th>requests</th><th>failures</th></tr>\n", r);

@@ -186,6 +186,10 @@
  *   error_message=TEXT  message of that error
  *   fail_first=N        only the first N requests with this tag fail with
  *                       `status` (default 503); later ones succeed
+ *   fail_mod=N          requests with this tag fail with `status` (default
+ *                       503) except every Nth (N-1 of every N fail; never
+ *                       N in a row, so a breaker with a threshold of N or
+ *                       more stays closed)
  *   drop_after=K        stream: cut the connection after K content events
  *                       (chunked body never terminated)
  *   malformed_after=K   stream: after K content events send one data line
@@ -312,6 +316,7 @@ typedef struct {
     int cached;
     int negative_usage;
     int fail_first;
+    int fail_mod;
     int retry_after;
     int thinking;
     int cache_read;
@@ -559,7 +564,7 @@ static void mock_ctl_init(mock_ctl_t *c)
     c->events = c->delay_ms = c->header_delay_ms = c->status = MOCK_UNSET;
     c->drop_after = c->malformed_after = c->no_usage = MOCK_UNSET;
     c->cached = c->negative_usage = MOCK_UNSET;
-    c->fail_first = c->retry_after = MOCK_UNSET;
+    c->fail_first = c->fail_mod = c->retry_after = MOCK_UNSET;
     c->thinking = c->cache_read = c->cache_write = c->thoughts = MOCK_UNSET;
     c->block = c->audio_seconds = MOCK_UNSET;
     c->error_message = c->tag = c->tool_call = c->tool_args = NULL;
@@ -583,6 +588,7 @@ static void mock_ctl_overlay(mock_ctl_t *dst, const mock_ctl_t *src)
     MOCK_OVERLAY(dst, src, cached);
     MOCK_OVERLAY(dst, src, negative_usage);
     MOCK_OVERLAY(dst, src, fail_first);
+    MOCK_OVERLAY(dst, src, fail_mod);
     MOCK_OVERLAY(dst, src, retry_after);
     MOCK_OVERLAY(dst, src, thinking);
     MOCK_OVERLAY(dst, src, cache_read);
@@ -676,6 +682,7 @@ static const char *mock_ctl_set(apr_pool_t *p, mock_ctl_t *c, const char *k,
         {"cached", APR_OFFSETOF(mock_ctl_t, cached), 0, 10000000},
         {"negative_usage", APR_OFFSETOF(mock_ctl_t, negative_usage), 0, 1},
         {"fail_first", APR_OFFSETOF(mock_ctl_t, fail_first), 0, 1000000},
+        {"fail_mod", APR_OFFSETOF(mock_ctl_t, fail_mod), 2, 1000000},
         {"retry_after", APR_OFFSETOF(mock_ctl_t, retry_after), 0, 86400},
         {"thinking", APR_OFFSETOF(mock_ctl_t, thinking), 0, MOCK_MAX_EVENTS},
         {"cache_read", APR_OFFSETOF(mock_ctl_t, cache_read), 0, 10000000},
@@ -1016,12 +1023,12 @@ static void mock_unlock(void)
     apr_global_mutex_unlock(mock_mutex);
 }
 
-/* Counts one more request for tag; true while the count is <= limit. */
-static int mock_fail_first_hit(request_rec *r, const char *tag, int limit)
+/* Counts one more request for tag; its number (1, 2 ...), 0 when the table
+ * is full. */
+static apr_uint32_t mock_tag_count(request_rec *r, const char *tag)
 {
-    apr_uint32_t i;
+    apr_uint32_t i, n;
     mock_tag_slot_t *slot = NULL;
-    int fail;
 
     if (!mock_lock(r)) {
         return 0;
@@ -1037,7 +1044,7 @@ static int mock_fail_first_hit(request_rec *r, const char *tag, int limit)
         apr_cpystrn(slot->tag, tag, sizeof(slot->tag));
         slot->count = 0;
     }
-    fail = slot ? (++slot->count <= (apr_uint32_t)limit) : 0;
+    n = slot ? ++slot->count : 0;
     mock_unlock();
     if (!slot) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
@@ -1045,7 +1052,7 @@ static int mock_fail_first_hit(request_rec *r, const char *tag, int limit)
                       "DELETE /_mock/counters resets it",
                       MOCK_TAGS_MAX);
     }
-    return fail;
+    return n;
 }
 
 static void mock_record_write(request_rec *r, const char *file, const char *line)
@@ -3838,8 +3845,11 @@ static void mock_decide(mock_req_t *m, mock_err_t *e)
     if (m->route != MOCK_R_HOOK && (mock_check_auth(m, e) || mock_check_request(m, e))) {
         return;
     }
-    if (m->ctl.fail_first != MOCK_UNSET) {
-        if (!mock_fail_first_hit(r, m->ctl.tag ? m->ctl.tag : "", m->ctl.fail_first)) {
+    if (m->ctl.fail_first != MOCK_UNSET || m->ctl.fail_mod != MOCK_UNSET) {
+        apr_uint32_t n = mock_tag_count(r, m->ctl.tag ? m->ctl.tag : "");
+
+        if (n == 0 || (m->ctl.fail_first != MOCK_UNSET && n > (apr_uint32_t)m->ctl.fail_first)
+            || (m->ctl.fail_mod != MOCK_UNSET && n % (apr_uint32_t)m->ctl.fail_mod == 0)) {
             return;
         }
         status = status != MOCK_UNSET ? status : HTTP_SERVICE_UNAVAILABLE;
