@@ -21,13 +21,19 @@ sub free_port {
     return $p;
 }
 
-# extra_host(conf => "directives", gov => 1, loglevel => "warn", settle => seconds)
+# extra_host(conf => "directives", gov => 1, billing => 1, loglevel => "warn",
+#            settle => seconds, servers => N, start => N, threads => N): one
+#            child of 8 threads unless servers/start/threads say more
 sub extra_host {
     my (%o) = @_;
     my ($top, $lib) = (top_dir(), libexecdir());
     my $dir = tempdir(CLEANUP => 1);
     my $port = free_port();
     my $gov = $o{gov} ? "LoadModule nebula_gov_module $top/mod_nebula_gov/.libs/mod_nebula_gov.so" : '';
+    $gov .= "\nLoadModule nebula_billing_module $top/mod_nebula_billing/.libs/mod_nebula_billing.so"
+          . "\nNebulaBilling On\nNebulaBillingSpool $dir/billing.spool" if $o{billing};
+    my ($servers, $threads, $start) = ($o{servers} // 1, $o{threads} // 8, $o{start} // 1);
+    my $workers = $servers * $threads;
     my $loglevel = $o{loglevel} // 'warn';
     my $conf = $o{conf} // '';
     open(my $fh, '>', "$dir/httpd.conf") or die $!;
@@ -41,13 +47,14 @@ LogLevel $loglevel
 Listen 127.0.0.1:$port
 ServerName 127.0.0.1
 LoadModule mpm_event_module $lib/mod_mpm_event.so
-# one child, so one cache: what a host serves from cache is predictable
-ServerLimit 1
-StartServers 1
-ThreadsPerChild 8
-MaxRequestWorkers 8
+# one child unless asked, so one cache: what a host serves from cache is predictable
+ServerLimit $servers
+StartServers $start
+ThreadLimit $threads
+ThreadsPerChild $threads
+MaxRequestWorkers $workers
 MinSpareThreads 1
-MaxSpareThreads 8
+MaxSpareThreads $workers
 LoadModule authz_core_module $lib/mod_authz_core.so
 LoadModule proxy_module $lib/mod_proxy.so
 LoadModule dbd_module $lib/mod_dbd.so
