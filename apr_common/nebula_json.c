@@ -22,11 +22,50 @@ json_t *nebula_json_own(apr_pool_t *p, json_t *j)
     return j;
 }
 
-json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int flags,
-                          const char **errmsg)
+int nebula_json_too_deep(const char *buf, apr_size_t len, int max_depth)
+{
+    const char *s = buf, *end;
+    int depth = 0;
+
+    if (buf == NULL || max_depth <= 0) {
+        return 0;
+    }
+    end = buf + len;
+    while (s < end) {
+        switch (*s++) {
+        case '"':
+            /* to the closing quote; a backslash hides the byte after it */
+            while (s < end && *s != '"') {
+                s += *s == '\\' && end - s > 1 ? 2 : 1;
+            }
+            if (s < end) {
+                ++s;
+            }
+            break;
+        case '[':
+        case '{':
+            if (++depth > max_depth) {
+                return 1;
+            }
+            break;
+        case ']':
+        case '}':
+            depth -= depth > 0;
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+json_t *nebula_json_parse_limited(apr_pool_t *p, const char *buf, apr_size_t len, int flags,
+                                  int max_depth, int *too_deep, const char **errmsg)
 {
     json_error_t err;
     size_t jflags = 0;
+    int deep = 0;
+    const char *nul;
     json_t *j;
 
     if (flags & NEBULA_JSON_REJECT_DUPLICATES) {
@@ -35,15 +74,42 @@ json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int fl
     if (!(flags & NEBULA_JSON_CONTAINER_ONLY)) {
         jflags |= JSON_DECODE_ANY;
     }
-    /* the fast reader says yes only to what jansson accepts; anything else
-     * (and every error message) is jansson's */
-    j = nebula_json_fast_loadb(buf, len, !(flags & NEBULA_JSON_CONTAINER_ONLY),
-                               (flags & NEBULA_JSON_REJECT_DUPLICATES) != 0);
-    if (j == NULL) {
-        j = json_loadb(buf != NULL ? buf : "", buf != NULL ? len : 0, jflags, &err);
+    if (max_depth < 0 || max_depth >= NEBULA_JSON_DEPTH_CEILING) {
+        max_depth = 0; /* jansson's own limit */
     }
     if (errmsg != NULL) {
         *errmsg = NULL;
+    }
+    /* the fast reader says yes only to what jansson accepts; anything else
+     * (and every error message) is jansson's. It stops at the limit; when it
+     * gave up for another reason, a scan for brackets decides the nesting
+     * before jansson builds anything. */
+    j = nebula_json_fast_loadb_depth(buf, len, !(flags & NEBULA_JSON_CONTAINER_ONLY),
+                                     (flags & NEBULA_JSON_REJECT_DUPLICATES) != 0, max_depth,
+                                     &deep);
+    if (j == NULL && !deep && max_depth > 0) {
+        deep = nebula_json_too_deep(buf, len, max_depth);
+    }
+    if (too_deep != NULL) {
+        *too_deep = deep;
+    }
+    if (deep) {
+        if (errmsg != NULL) {
+            *errmsg = apr_psprintf(p, "arrays and objects nested deeper than %d levels",
+                                   max_depth);
+        }
+        return NULL;
+    }
+    if (j == NULL && buf != NULL && (nul = memchr(buf, '\0', len)) != NULL) {
+        /* never JSON; jansson reads "123\0" and "[1\0]" as if it were not there */
+        if (errmsg != NULL) {
+            *errmsg = apr_psprintf(p, "a NUL byte is not allowed in JSON text (byte %"
+                                   APR_SIZE_T_FMT ")", (apr_size_t)(nul - buf));
+        }
+        return NULL;
+    }
+    if (j == NULL) {
+        j = json_loadb(buf != NULL ? buf : "", buf != NULL ? len : 0, jflags, &err);
     }
     if (j == NULL) {
         if (errmsg != NULL) {
@@ -53,6 +119,12 @@ json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int fl
         return NULL;
     }
     return nebula_json_own(p, j);
+}
+
+json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int flags,
+                          const char **errmsg)
+{
+    return nebula_json_parse_limited(p, buf, len, flags, 0, NULL, errmsg);
 }
 
 /* "#N" with N decimal and small enough to be an index; -1 otherwise. */

@@ -24,6 +24,8 @@
 typedef struct {
     const unsigned char *p, *end;
     int depth;
+    int limit;                /* the caller's nesting limit, 0 none */
+    int too_deep;             /* set when refused for that limit */
     int reject_dups;
     char *scratch;            /* unescaped strings (malloc'd, grown) */
     size_t cap;
@@ -426,7 +428,8 @@ static json_t *fast_value(fast_t *f)
     switch (*f->p) {
     case '{':
     case '[':
-        if (++f->depth > FAST_MAX_DEPTH) {
+        if (++f->depth > FAST_MAX_DEPTH || (f->limit > 0 && f->depth > f->limit)) {
+            f->too_deep = f->limit > 0 && f->depth > f->limit;
             return NULL;
         }
         ++f->p;
@@ -450,17 +453,22 @@ static json_t *fast_value(fast_t *f)
     }
 }
 
-json_t *nebula_json_fast_loadb(const char *buf, size_t len, int any, int reject_dups)
+json_t *nebula_json_fast_loadb_depth(const char *buf, size_t len, int any, int reject_dups,
+                                     int max_depth, int *too_deep)
 {
     fast_t f;
     json_t *v;
 
+    if (too_deep != NULL) {
+        *too_deep = 0;
+    }
     if (buf == NULL) {
         return NULL;
     }
     memset(&f, 0, sizeof(f));
     f.p = (const unsigned char *)buf;
     f.end = f.p + len;
+    f.limit = max_depth > 0 ? max_depth : 0;
     f.reject_dups = reject_dups;
     ws(&f);
     if (!any && (f.p >= f.end || (*f.p != '{' && *f.p != '['))) {
@@ -468,6 +476,9 @@ json_t *nebula_json_fast_loadb(const char *buf, size_t len, int any, int reject_
     }
     v = fast_value(&f);
     free(f.scratch);
+    if (too_deep != NULL) {
+        *too_deep = f.too_deep;
+    }
     if (v != NULL) {
         ws(&f);
         if (f.p != f.end) {
@@ -476,4 +487,9 @@ json_t *nebula_json_fast_loadb(const char *buf, size_t len, int any, int reject_
         }
     }
     return v;
+}
+
+json_t *nebula_json_fast_loadb(const char *buf, size_t len, int any, int reject_dups)
+{
+    return nebula_json_fast_loadb_depth(buf, len, any, reject_dups, 0, NULL);
 }

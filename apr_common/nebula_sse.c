@@ -127,7 +127,8 @@ static apr_status_t sse_dispatch(nebula_sse_parser_t *ps)
     }
     /* the data buffer always ends in the LF its last line appended */
     ps->data.p[--ps->data.len] = '\0';
-    ev.event = ps->type.len ? ps->type.p : NULL;
+    /* a C string: a type a NUL cuts down to nothing is no type */
+    ev.event = ps->type.len && ps->type.p[0] != '\0' ? ps->type.p : NULL;
     ev.data = ps->data.p;
     ev.data_len = ps->data.len;
     ev.id = ps->id.len ? ps->id.p : "";

@@ -216,6 +216,7 @@ DBDMin 1
 DBDKeep 16
 DBDMax 64
 DBDExptime 300
+NebulaUpstreamAllow 127.0.0.1/32
 """.format(c=CRYPTO, s=SESSION, drv=driver, par=params)
     tok = os.path.join(TOP, "build/tokenizer")
     if os.path.exists(os.path.join(tok, "o200k_base.tiktoken")):

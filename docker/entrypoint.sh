@@ -14,6 +14,9 @@ export SESSION_SECRET CRYPTO_SECRET NEBULA_DBD_DRIVER NEBULA_DBD_PARAMS
 export REDIS_CONN_STRING=${REDIS_CONN_STRING:-none}
 export STREAMING_TIMEOUT=${STREAMING_TIMEOUT:-300}
 export AZURE_DEFAULT_API_VERSION=${AZURE_DEFAULT_API_VERSION:-2024-10-21}
+# channels' upstreams in private ranges (other containers, an internal
+# model server) must be allowed explicitly: NebulaUpstreamAllow (SSRF)
+export UPSTREAM_ALLOW=${UPSTREAM_ALLOW:-none}
 export TZ=${TZ:-UTC}
 nebulactl migrate --dsn "$SQL_DSN"
 exec "$@"

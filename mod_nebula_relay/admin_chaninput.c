@@ -1,7 +1,12 @@
 /* admin_chaninput.c: reading and checking the body of POST and PATCH
  * /api/channels: kinds, base URL (http/https, no query but an Azure
  * channel's ?api-version=), models and their mapping (no cycles), groups,
- * header overrides (no framing or hop-by-hop headers), proxy URL, limits. Used by admin_channels.c only. */
+ * header overrides (no framing or hop-by-hop headers), proxy URL, limits.
+ * The base URL and proxy an admin gives must pass the SSRF check
+ * (relay_ssrf.c: no loopback, private, link-local ... address unless
+ * NebulaUpstreamAllow allows it); a provider's default endpoint is not
+ * checked here (a constant; the relay checks every connection anyway).
+ * Used by admin_channels.c only. */
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_uri.h>
@@ -147,6 +152,20 @@ static void check_mapping(admin_req_t *a, json_t *m)
     }
 }
 
+/* The SSRF check of a URL an admin gave (its name resolved now). */
+static void check_ssrf(admin_req_t *a, const char *field, const char *url, int flags)
+{
+    const char *why = relay_ssrf_check_url(a->r->pool, a->r->server, url,
+                                           flags | RELAY_SSRF_RESOLVE);
+
+    if (why != NULL) {
+        admin_invalid(a, field,
+                      "'%s' is refused (SSRF protection): %s; an operator may allow it "
+                      "with NebulaUpstreamAllow",
+                      field, why);
+    }
+}
+
 static void read_urls(admin_req_t *a, json_t *b, chan_input_t *in)
 {
     const char *s;
@@ -162,6 +181,9 @@ static void read_urls(admin_req_t *a, json_t *b, chan_input_t *in)
                       "fragment or query (an Azure channel's may end in "
                       "?api-version=VERSION)");
     }
+    else if (in->st_base_url == ADMIN_SET) {
+        check_ssrf(a, "base_url", in->base_url, 0);
+    }
     in->st_proxy = admin_field_str(a, b, "proxy", ADMIN_F_NULLABLE, 1024, &s);
     if (in->st_proxy == ADMIN_SET && *s == '\0') {
         in->st_proxy = ADMIN_NULL;
@@ -170,6 +192,9 @@ static void read_urls(admin_req_t *a, json_t *b, chan_input_t *in)
              (in->proxy = clean_url(a->r->pool, s, 1)) == NULL) {
         admin_invalid(a, "proxy",
                       "'proxy' must be an http://, https:// or socks5:// URL");
+    }
+    else if (in->st_proxy == ADMIN_SET) {
+        check_ssrf(a, "proxy", in->proxy, RELAY_SSRF_PROXY);
     }
 }
 

@@ -177,10 +177,10 @@ int admin_json_read_body(admin_req_t *a)
     const char *err;
     char *buf;
     apr_size_t len;
-    int st;
+    int st, deep = 0, depth = relay_config_srv(r->server)->json_max_depth;
 
     if ((st = relay_read_body(r, ADMIN_MAX_BODY, &buf, &len)) != OK) {
-        return body_error(a, st);
+        return st == AP_FILTER_ERROR ? st : body_error(a, st);
     }
     if (len == 0) {
         return OK; /* no body: a->body stays NULL */
@@ -191,7 +191,14 @@ int admin_json_read_body(admin_req_t *a)
         return HTTP_UNSUPPORTED_MEDIA_TYPE;
     }
     /* never echo the parser's excerpt: bodies carry passwords and keys */
-    a->body = nebula_json_parse(r->pool, buf, len, NEBULA_JSON_REJECT_DUPLICATES, &err);
+    a->body = nebula_json_parse_limited(r->pool, buf, len, NEBULA_JSON_REJECT_DUPLICATES,
+                                        depth, &deep, &err);
+    if (deep) {
+        admin_error(a, HTTP_BAD_REQUEST, "json_too_deep", NULL,
+                    "the request body nests arrays and objects deeper than %d levels",
+                    depth);
+        return HTTP_BAD_REQUEST;
+    }
     if (a->body == NULL || !json_is_object(a->body)) {
         admin_error(a, HTTP_BAD_REQUEST, "invalid_json", NULL,
                     a->body ? "the request body must be a JSON object"

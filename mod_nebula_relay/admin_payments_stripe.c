@@ -68,7 +68,8 @@ static int create_session(admin_req_t *a, const pay_order_t *o, json_t **session
     {
         relay_exchange_t x = {apr_pstrcat(a->r->pool, pc->stripe_api, "/v1/checkout/sessions",
                                           NULL),
-                              apr_time_from_sec(30), "POST", NULL, 0, h, body, strlen(body)};
+                              apr_time_from_sec(30), "POST", NULL, 0, h, body, strlen(body),
+                              1 /* trusted: NebulaStripeAPI */};
         rc = relay_upstream_exchange(a->r, &x, &up, &status, &rh);
     }
     if (rc != OK) {

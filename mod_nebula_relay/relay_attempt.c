@@ -116,6 +116,15 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
                               out.headers, out.body, out.len};
         rc = relay_upstream_exchange(r, &x, &up, &status, &headers);
     }
+    if (rc == HTTP_FORBIDDEN) { /* the SSRF check refused it: nothing was sent */
+        last->status = HTTP_BAD_GATEWAY;
+        last->body = NULL;
+        last->code = "upstream_not_allowed";
+        last->message = "The channel's upstream address is not allowed by the gateway.";
+        ctx->error = last->message; /* the reason (addresses) is in the error log */
+        report_failure(ctx, ch, key, 0, ctx->error);
+        return HTTP_BAD_GATEWAY;
+    }
     if (rc != OK) {
         last->status = rc == HTTP_GATEWAY_TIME_OUT ? HTTP_GATEWAY_TIME_OUT : HTTP_BAD_GATEWAY;
         last->body = NULL;
@@ -135,6 +144,16 @@ static int attempt(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chke
     }
     last->body = relay_openai_error_body(ctx, up, status, &definitive);
     last->status = status;
+    if (status < 400) { /* never followed: a redirect is the channel's fault */
+        last->status = HTTP_BAD_GATEWAY;
+        last->body = NULL;
+        last->code = "upstream_redirect";
+        last->message = apr_psprintf(r->pool, "The upstream answered with a redirect (%d), "
+                                     "which the gateway does not follow.", status);
+        ctx->error = last->message;
+        report_failure(ctx, ch, key, 0, ctx->error);
+        return HTTP_BAD_GATEWAY;
+    }
     report_failure(ctx, ch, key, definitive, ctx->error);
     *retry_same_channel = ch->keys->nelts > 1
                           && (definitive || status == HTTP_TOO_MANY_REQUESTS);

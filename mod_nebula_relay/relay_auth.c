@@ -143,6 +143,52 @@ static apr_status_t key_row(request_rec *r, const char *hash, const char ***row,
     return APR_SUCCESS;
 }
 
+/* @a s with the value of every "key=" argument (at the start, or after '?' or
+ * '&') replaced by "REDACTED"; @a s itself when it has none. */
+static char *redact_key_arg(apr_pool_t *p, char *s)
+{
+    char *q, *out = NULL, *o = NULL;
+    const char *from = s;
+
+    for (q = s; q && (q = strstr(q, "key=")) != NULL; q += 4) {
+        if (q != s && q[-1] != '?' && q[-1] != '&') {
+            continue;
+        }
+        if (out == NULL) {
+            /* each "key=" (4 bytes at least) grows by 8 at most */
+            out = o = apr_palloc(p, strlen(s) * 3 + 9);
+        }
+        memcpy(o, from, (apr_size_t)(q + 4 - from));
+        o += q + 4 - from;
+        memcpy(o, "REDACTED", 8);
+        o += 8;
+        from = q + 4 + strcspn(q + 4, "& #");
+    }
+    if (out == NULL) {
+        return s;
+    }
+    strcpy(o, from);
+    return out;
+}
+
+/* A key sent as ?key= (Gemini's REST form) leaves what httpd logs: the request
+ * line (%r), the query (%q) and the URI; nothing after auth reads it there. */
+static void redact_query_key(request_rec *r)
+{
+    r->args = redact_key_arg(r->pool, r->args);
+    r->parsed_uri.query = redact_key_arg(r->pool, r->parsed_uri.query);
+    r->unparsed_uri = redact_key_arg(r->pool, r->unparsed_uri);
+    r->the_request = redact_key_arg(r->pool, r->the_request);
+    if (r->main == NULL && r->prev == NULL) {
+        return;
+    }
+    /* mod_log_config logs the original request's line */
+    for (r = r->main ? r->main : r->prev; r; r = r->main ? r->main : r->prev) {
+        r->the_request = redact_key_arg(r->pool, r->the_request);
+        r->args = redact_key_arg(r->pool, r->args);
+    }
+}
+
 /* The credential, from the headers each supported SDK uses. */
 static const char *credential(request_rec *r)
 {
@@ -168,6 +214,7 @@ static const char *credential(request_rec *r)
             *amp = '\0';
         }
         ap_unescape_url(k);
+        redact_query_key(r);
         return *k ? k : NULL;
     }
     return NULL;

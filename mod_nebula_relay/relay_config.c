@@ -180,6 +180,7 @@ void *relay_config_create_srv(apr_pool_t *p, server_rec *s)
     c->cache_ttl = RELAY_UNSET;
     c->adaptive = RELAY_UNSET;
     c->retest = RELAY_UNSET;
+    c->json_max_depth = RELAY_UNSET;
     c->pay.rate = RELAY_UNSET;
     c->pay.min_minor = RELAY_UNSET;
     c->pay.max_minor = RELAY_UNSET;
@@ -228,6 +229,9 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->redis = add->redis ? add->redis : base->redis;
     c->retest = GET(add, base, retest);
     c->azure_version = add->azure_version ? add->azure_version : base->azure_version;
+    /* a virtual host's own list replaces the main server's (none: empty) */
+    c->upstream_allow = add->upstream_allow ? add->upstream_allow : base->upstream_allow;
+    c->json_max_depth = GET(add, base, json_max_depth);
     merge_pay(c, base, add);
     return c;
 }
@@ -266,6 +270,8 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
         c->cache_ttl = c->cache_ttl == RELAY_UNSET ? RELAY_DEFAULT_CACHE_TTL : c->cache_ttl;
         c->retest = c->retest == RELAY_UNSET ? RELAY_DEFAULT_RETEST : c->retest;
         c->azure_version = c->azure_version ? c->azure_version : RELAY_DEFAULT_AZURE_VERSION;
+        c->json_max_depth = c->json_max_depth == RELAY_UNSET ? RELAY_DEFAULT_JSON_DEPTH
+                                                             : c->json_max_depth;
         c->pay.rate = c->pay.rate == RELAY_UNSET ? RELAY_DEFAULT_TOPUP_RATE : c->pay.rate;
         c->pay.min_minor = c->pay.min_minor == RELAY_UNSET ? RELAY_DEFAULT_TOPUP_MIN
                                                            : c->pay.min_minor;
@@ -505,6 +511,20 @@ static const char *set_retry_budget(cmd_parms *cmd, void *dc, const char *ratio,
     return NULL;
 }
 
+/* NebulaJsonMaxDepth N: deeper client and admin bodies get a 400 */
+static const char *set_json_depth(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (*arg == '\0' || *end || v < 1 || v > NEBULA_JSON_DEPTH_CEILING) {
+        return apr_psprintf(cmd->pool, "NebulaJsonMaxDepth: give a nesting depth from 1 "
+                            "to %d", NEBULA_JSON_DEPTH_CEILING);
+    }
+    relay_config_srv(cmd->server)->json_max_depth = (int)v;
+    return NULL;
+}
+
 static const char *set_retries(cmd_parms *cmd, void *dc, const char *arg)
 {
     char *end;
@@ -677,6 +697,9 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_TAKE12("NebulaRetryBudget", set_retry_budget, NULL, RSRC_CONF,
                    "Retries host-wide at most RATIO of requests + MIN a second over 10 s "
                    "(default 0.2 10), or off"),
+    AP_INIT_TAKE1("NebulaJsonMaxDepth", set_json_depth, NULL, RSRC_CONF,
+                  "Deepest nesting of arrays and objects in a JSON request body "
+                  "(default 64)"),
     AP_INIT_TAKE1("NebulaCacheTTL", set_cache_ttl, NULL, RSRC_CONF,
                   "How long a process caches a client key (default 30s)"),
     AP_INIT_FLAG("NebulaAdaptiveRouting", set_adaptive, NULL, RSRC_CONF,
@@ -700,6 +723,10 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_TAKE1("NebulaTokenizerDir", set_tokenizer_dir, NULL, RSRC_CONF,
                   "Folder with o200k_base.tiktoken and cl100k_base.tiktoken (exact "
                   "token counts when an upstream reports none)"),
+    AP_INIT_ITERATE("NebulaUpstreamAllow", relay_ssrf_set_allow, NULL, RSRC_CONF,
+                    "Ranges (10.1.0.0/16, fd00::/8), addresses or host names channels "
+                    "may reach although internal; * turns the SSRF check off; none "
+                    "(default) allows nothing"),
     RELAY_HEALTH_COMMANDS,
     AP_INIT_TAKE1("NebulaTopupRate", set_topup_rate, NULL, RSRC_CONF,
                   "Quota units credited per currency unit paid (default 500000)"),

@@ -51,7 +51,8 @@ static int read_json(relay_ctx_t *ctx)
                                                   : dc->max_body;
     char *body;
     apr_size_t len;
-    int rc, form = relay_media_form_route(ctx->route);
+    int rc, form = relay_media_form_route(ctx->route), deep = 0;
+    int depth = relay_config_srv(r->server)->json_max_depth;
 
     if (ct == NULL || (form ? ap_cstr_casecmpn(ct, "multipart/form-data", 19)
                             : ap_cstr_casecmpn(ct, "application/json", 16))) {
@@ -61,6 +62,9 @@ static int read_json(relay_ctx_t *ctx)
                                form ? "multipart/form-data" : "application/json");
     }
     if ((rc = relay_read_body(r, max, &body, &len)) != OK) {
+        if (rc == AP_FILTER_ERROR) {
+            return rc; /* httpd's body filter refused the framing and answered */
+        }
         return rc == HTTP_REQUEST_ENTITY_TOO_LARGE
                    ? nebula_ap_error(r, rc, "invalid_request_error", "request_too_large",
                                      NULL, "The request body is larger than %" APR_OFF_T_FMT
@@ -74,7 +78,24 @@ static int read_json(relay_ctx_t *ctx)
     if (form) {
         return relay_media_form(ctx);
     }
-    ctx->body = nebula_json_parse(r->pool, body, len, NEBULA_JSON_CONTAINER_ONLY, &err);
+    /* a key twice ({"model":"a","model":"b"}) is refused: the body may go
+     * upstream as the client's own bytes, and a parser there that keeps the
+     * first value would serve another model than the policies, the route and
+     * the bill saw (they read the last) */
+    ctx->body = nebula_json_parse_limited(r->pool, body, len,
+                                          NEBULA_JSON_CONTAINER_ONLY
+                                              | NEBULA_JSON_REJECT_DUPLICATES,
+                                          depth, &deep, &err);
+    if (deep) {
+        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "json_too_deep",
+                               NULL, "The request body nests arrays and objects deeper "
+                               "than the limit of %d levels.", depth);
+    }
+    if (ctx->body == NULL && err != NULL && ap_strstr_c(err, "duplicate object key")) {
+        return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "duplicate_key",
+                               NULL, "The request body repeats an object key (%s): send "
+                               "each key once.", err);
+    }
     if (ctx->body == NULL || !json_is_object(ctx->body)) {
         return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error", "invalid_json",
                                NULL, "The request body is not a JSON object%s%s.",

@@ -86,18 +86,29 @@ void relay_overhead_header(request_rec *r)
 }
 
 /* Read the whole request body into r->pool, refusing more than @a max
- * (early, from Content-Length, when the client announced it). The buffer
- * grows geometrically and stays NUL-terminated. */
+ * (early, from Content-Length, when the client announced it: nothing is
+ * ever allocated from it). The buffer grows geometrically, with what
+ * arrived, and stays NUL-terminated. AP_FILTER_ERROR: httpd's body filter
+ * refused the framing (a bad chunk size, say) and answered itself. */
 int relay_read_body(request_rec *r, apr_off_t max, char **body, apr_size_t *len)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_size_t cap = 0;
+    apr_off_t announced;
     int seen_eos = 0;
     apr_status_t rv;
 
-    if (cl && apr_atoi64(cl) > max) {
-        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    if (cl != NULL) {
+        /* digits only, no sign, no overflow (2^63 is not "very large") */
+        if (!ap_parse_strict_length(&announced, cl)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "NEB01421: refused an invalid Content-Length");
+            return HTTP_BAD_REQUEST;
+        }
+        if (announced > max) {
+            return HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
     }
     *body = "";
     *len = 0;
@@ -221,6 +232,9 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
 
     rc = relay_read_body(r, dc->max_body == RELAY_UNSET ? RELAY_DEFAULT_MAX_BODY : dc->max_body,
                    &body, &len);
+    if (rc == AP_FILTER_ERROR) {
+        return rc; /* httpd's body filter answered */
+    }
     if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
         return nebula_ap_error(r, rc, "invalid_request_error", "request_too_large", NULL,
                                "Request body is larger than the gateway accepts.");
@@ -234,7 +248,8 @@ static int passthrough(request_rec *r, const relay_dir_conf_t *dc)
         relay_exchange_t x = {apr_pstrcat(r->pool, dc->passthrough, r->uri, r->args ? "?" : "",
                                           r->args ? r->args : "", NULL),
                               dc->timeout == RELAY_UNSET ? RELAY_DEFAULT_TIMEOUT : dc->timeout,
-                              r->method, NULL, 0, forward_headers(r), body, len};
+                              r->method, NULL, 0, forward_headers(r), body, len,
+                              1 /* trusted: configuration */};
         rc = relay_upstream_exchange(r, &x, &up, &status, &rh);
     }
     if (rc == HTTP_GATEWAY_TIME_OUT) {

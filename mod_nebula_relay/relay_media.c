@@ -228,6 +228,7 @@ int relay_media_form(relay_ctx_t *ctx)
     const char *boundary = ct ? form_boundary(r->pool, ct) : NULL;
     const char *body = ctx->raw_body, *end = body + ctx->raw_len, *s, *delim;
     apr_size_t dlen;
+    int models = 0;
 
     if (boundary == NULL) {
         return bad_form(ctx, "the Content-Type has no boundary");
@@ -268,6 +269,10 @@ int relay_media_form(relay_ctx_t *ctx)
         s = hend + 4;
         if ((next = find_bytes(s, (apr_size_t)(end - s), delim, dlen)) == NULL) {
             return bad_form(ctx, "no closing boundary");
+        }
+        if (!strcmp(name, "model") && models++) {
+            /* the policies would see one, the upstream maybe the other */
+            return bad_form(ctx, "the form repeats the model field");
         }
         if (filename != NULL) {
             if (!strcmp(name, "file") && m->file_bytes < 0) {

@@ -71,11 +71,19 @@ void relay_usage_estimate(relay_ctx_t *ctx)
 }
 
 /* Mask anything that looks like a key ("sk-...", long tokens) in a message
- * from upstream, so no provider secret reaches a client or a log. */
-static char *mask_secrets(apr_pool_t *p, const char *in)
+ * from upstream, so no provider secret reaches a client or a log; first
+ * the key this exchange sent (@a sent, may be NULL) wherever it stands, since
+ * an upstream may echo a credential of any shape. */
+static char *mask_secrets(apr_pool_t *p, const char *in, const char *sent)
 {
     char *out = apr_pstrdup(p, in), *s;
+    apr_size_t n = sent ? strlen(sent) : 0;
 
+    if (n >= 4) {
+        for (s = strstr(out, sent); s; s = strstr(s + n, sent)) {
+            memset(s, '*', n);
+        }
+    }
     for (s = out; *s; ++s) {
         if ((s == out || !apr_isalnum(s[-1])) && !strncmp(s, "sk-", 3)) {
             char *e = s + 3;
@@ -123,7 +131,7 @@ const char *relay_openai_error_body(relay_ctx_t *ctx, relay_upstream_t *up, int 
     char *buf = NULL;
     apr_size_t len = 0;
     json_t *j = NULL, *err;
-    const char *msg = NULL;
+    const char *msg = NULL, *sent;
 
     if (relay_read_all(ctx, up, ERROR_BODY_MAX, &buf, &len) == APR_SUCCESS && len > 0) {
         j = nebula_json_parse(p, buf, len, 0, NULL);
@@ -140,14 +148,15 @@ const char *relay_openai_error_body(relay_ctx_t *ctx, relay_upstream_t *up, int 
     if (msg == NULL) {
         msg = apr_psprintf(p, "The upstream answered with status %d.", status);
     }
-    msg = mask_secrets(p, msg);
+    sent = ctx->chkey ? ctx->chkey->secret : NULL;
+    msg = mask_secrets(p, msg, sent);
     ctx->error = msg;
     return relay_xlate_error(
         ctx, status, msg,
         json_is_object(err) && json_string_value(json_object_get(err, "type"))
-            ? mask_secrets(p, json_string_value(json_object_get(err, "type")))
+            ? mask_secrets(p, json_string_value(json_object_get(err, "type")), sent)
             : "upstream_error",
         json_is_object(err) && json_string_value(json_object_get(err, "code"))
-            ? mask_secrets(p, json_string_value(json_object_get(err, "code")))
+            ? mask_secrets(p, json_string_value(json_object_get(err, "code")), sent)
             : "bad_response_status_code");
 }

@@ -78,6 +78,10 @@ typedef struct {
     const char *remote_role_env;      /**< NebulaAdminRemoteRoleEnv, or NULL */
 } admin_auth_conf_t;
 
+/** NebulaUpstreamAllow: the ranges and host names exempt from the SSRF
+ *  check, or "*" (relay_ssrf.c). */
+typedef struct relay_ssrf_allow_t relay_ssrf_allow_t;
+
 /** Per-server settings. Secrets come from ${ENV} substitution. */
 typedef struct {
     const char *crypto_secret;     /**< NebulaCryptoSecret: upstream keys at rest */
@@ -101,10 +105,14 @@ typedef struct {
     apr_array_header_t *disable_words;
     apr_interval_time_t retest;    /**< NebulaRetestInterval; 0 off */
     const char *azure_version;     /**< NebulaAzureAPIVersion */
+    int json_max_depth;            /**< NebulaJsonMaxDepth: client and admin bodies */
     /** NebulaRedis: where to publish and hear invalidations (main server) */
     void *redis;
     /** Built in post_config from crypto_secret; NULL when it is unset. */
     nebula_crypto_keyring_t *keyring;
+    /** NebulaUpstreamAllow; NULL: none set here (a virtual host inherits
+     *  the main server's list unless it sets its own) */
+    relay_ssrf_allow_t *upstream_allow;
     relay_pay_conf_t pay;          /**< top-up by payment */
     admin_auth_conf_t admin;       /**< admin sign-in (relay_admin.h) */
 } relay_srv_conf_t;
@@ -118,6 +126,7 @@ typedef struct {
 #define RELAY_DEFAULT_SESSION_TTL  apr_time_from_sec(12 * 3600)
 #define RELAY_KEYRING_VERSION      1
 #define RELAY_DEFAULT_AZURE_VERSION "2024-10-21"
+#define RELAY_DEFAULT_JSON_DEPTH   64
 
 /* relay_config.c (durations: nebula_ap_duration()) */
 /** Whether an upstream answer with @a status may be retried elsewhere. */
@@ -194,6 +203,33 @@ void relay_overhead_header(request_rec *r);
 /* relay_status.c: the mod_status section (register_hooks). */
 void relay_status_register(void);
 
+/* relay_ssrf.c: which upstream URLs and addresses the gateway may connect
+ * to (SSRF protection; docs/design-notes.md "SSRF"). */
+#define RELAY_SSRF_PROXY   1 /**< the URL of a forward proxy: socks5:// too */
+#define RELAY_SSRF_RESOLVE 2 /**< resolve a host name and check its addresses */
+#define RELAY_SSRF_CACHED  4 /**< with RESOLVE: a verdict of the last 30 s will do */
+/** NebulaUpstreamAllow's setter (one argument: a range, an address, a host
+ *  name, "*" or "none"). */
+const char *relay_ssrf_set_allow(cmd_parms *cmd, void *dc, const char *arg);
+/** Create the per-process verdict cache; child_init. */
+apr_status_t relay_ssrf_child_init(apr_pool_t *pchild, server_rec *s);
+/**
+ * Whether @a url may be an upstream (or, with RELAY_SSRF_PROXY, a forward
+ * proxy) of server @a s: NULL when it may, else why not, a phrase for an
+ * admin ("the host 'localhost' resolves to 127.0.0.1, in 127.0.0.0/8
+ * (loopback)"). Scheme, host syntax and address literals are always
+ * checked; a host name's addresses only with RELAY_SSRF_RESOLVE (a name
+ * that does not resolve passes: the connect-time check sees its addresses).
+ */
+const char *relay_ssrf_check_url(apr_pool_t *p, server_rec *s, const char *url, int flags);
+/** Whether the gateway may connect to @a sa (every address of its list
+ *  when @a list) for the host @a host: NULL, or why not. */
+const char *relay_ssrf_check_addr(apr_pool_t *p, server_rec *s, const char *host,
+                                  const apr_sockaddr_t *sa, int list);
+/** The request note that holds why relay_upstream_open() refused an
+ *  upstream (HTTP_FORBIDDEN). */
+#define RELAY_NOTE_SSRF "nebula-upstream-refused"
+
 /* relay_upstream.c: one HTTP exchange with an upstream origin through
  * mod_proxy's pooled workers. */
 typedef struct relay_upstream_t relay_upstream_t;
@@ -203,7 +239,10 @@ apr_status_t relay_upstream_child_init(apr_pool_t *pchild, server_rec *s);
 /**
  * Connect to the origin of @a url (scheme://host[:port]/path...), through
  * the forward @a proxy (http://host:port; NULL for none), reusing a pooled
- * connection when one is idle. Returns OK or an HTTP status to refuse with.
+ * connection when one is idle. Returns OK or an HTTP status to refuse with:
+ * HTTP_FORBIDDEN when the SSRF check refuses the URL, the proxy or the
+ * address connected to (nothing sent; the reason in r->notes under
+ * RELAY_NOTE_SSRF).
  */
 int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
                         apr_interval_time_t timeout, relay_upstream_t **pup);
@@ -236,6 +275,9 @@ typedef struct {
     apr_table_t *headers;       /**< end-to-end headers only */
     const char *body;
     apr_size_t len;
+    /** the URL comes from httpd's configuration (NebulaPassThrough,
+     *  NebulaStripeAPI), not from data an admin edits: no SSRF check */
+    int trusted;
 } relay_exchange_t;
 
 /**
@@ -244,7 +286,7 @@ typedef struct {
  * retried once on a fresh one. On OK *@a pup holds the open exchange; on
  * failure it is closed: HTTP_GATEWAY_TIME_OUT for a timeout, otherwise
  * HTTP_BAD_GATEWAY or HTTP_SERVICE_UNAVAILABLE (nothing reached the upstream,
- * or no valid answer came back).
+ * or no valid answer came back), HTTP_FORBIDDEN as relay_upstream_open().
  */
 int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x,
                             relay_upstream_t **pup, int *status, apr_table_t **headers);

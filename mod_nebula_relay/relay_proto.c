@@ -14,6 +14,7 @@
 #include <apr_lib.h>
 #include <http_protocol.h>
 #include "relay_private.h"
+#include "relay_model.h"
 #include "nebula_ap.h"
 #include "nebula_conv_anthropic.h"
 #include "nebula_conv_gemini.h"
@@ -89,7 +90,10 @@ int relay_proto_params(relay_ctx_t *ctx)
     int from_body;
 
     if (ctx->route->api == RELAY_API_GEMINI) {
-        /* the model is in the path: models/{model}:method */
+        /* the model is in the path: models/{model}:method (decoded) */
+        if (relay_model_check(r, ctx->arg, ctx->arg ? strlen(ctx->arg) : 0, NULL) != OK) {
+            return DONE;
+        }
         ctx->req.model = ctx->arg;
         ctx->req.stream = route == RELAY_ROUTE_GEMINI_STREAM;
         ctx->sse = ctx->req.stream && r->args && ap_strstr_c(r->args, "alt=sse") != NULL;
@@ -107,6 +111,11 @@ int relay_proto_params(relay_ctx_t *ctx)
         return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error",
                                model ? "invalid_type" : "missing_required_parameter",
                                "model", "You must provide a model parameter (a string).");
+    }
+    /* refused before anything routes, logs or forwards it */
+    if (relay_model_check(r, json_string_value(model), json_string_length(model), "model")
+        != OK) {
+        return DONE;
     }
     ctx->req.model = apr_pstrdup(r->pool, json_string_value(model));
     ctx->client_model = from_body ? ctx->req.model : NULL; /* a default is not */

@@ -32,6 +32,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include "relay_private.h"
+#include "relay_model.h"
 #include "nebula_ap.h"
 #include "nebula_billing.h"
 #include "nebula_id.h"
@@ -840,6 +841,9 @@ static int prepare(relay_ctx_t *ctx)
         return nebula_ap_error(r, HTTP_BAD_REQUEST, "invalid_request_error",
                                "missing_required_parameter", "model",
                                "You must provide a model parameter (?model=).");
+    }
+    if (relay_model_check(r, model, strlen(model), "model") != OK) {
+        return DONE;
     }
     ctx->req.model = model;
     ctx->req.stream = 1;

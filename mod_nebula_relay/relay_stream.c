@@ -83,9 +83,33 @@ static void emit_raw(stream_t *st, const char *pre, const char *data, apr_size_t
     }
 }
 
+/* One SSE event: "event: NAME" when it has one, then the data. An
+ * upstream event's data passed through as it came may span lines (its
+ * "data:" lines joined by LF, a JSON document spread over them): each line
+ * gets its own "data: " so that the client's parser joins the very same
+ * data back; written as one field, its blank lines would end the event early
+ * and its other lines could forge fields or events. */
+static void emit_event(stream_t *st, const char *event, const char *data, apr_size_t len)
+{
+    apr_pool_t *p = st->ctx->r->pool;
+    apr_size_t n;
+    const char *block;
+
+    if (memchr(data, '\n', len) == NULL && memchr(data, '\r', len) == NULL) {
+        emit_raw(st, event ? apr_pstrcat(p, "event: ", event, "\ndata: ", NULL) : "data: ",
+                 data, len);
+        return;
+    }
+    /* NULL only for an event name that cannot be written: then none */
+    if ((block = nebula_sse_format(p, event, data, len, &n)) == NULL) {
+        block = nebula_sse_format(p, NULL, data, len, &n);
+    }
+    emit_raw(st, "", block, n - 2); /* emit_raw ends it with the blank line */
+}
+
 static void emit(stream_t *st, const char *data, apr_size_t len)
 {
-    emit_raw(st, "data: ", data, len);
+    emit_event(st, NULL, data, len);
 }
 
 /* One event in the client's framing: "event: NAME" when it has one; a
@@ -98,12 +122,7 @@ static void emit_named(stream_t *st, const char *event, const char *data, apr_si
         emit_raw(st, st->items++ ? ",\r\n" : "[", data, len);
         return;
     }
-    if (event) {
-        emit_raw(st, apr_pstrcat(ctx->r->pool, "event: ", event, "\ndata: ", NULL), data,
-                 len);
-        return;
-    }
-    emit(st, data, len);
+    emit_event(st, event, data, len);
 }
 
 static void emit_json(stream_t *st, const char *event, const json_t *j)

@@ -68,6 +68,7 @@ static int run(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t 
     apr_table_t *headers;
     int rc, status = 0, definitive = 0;
 
+    ctx->chkey = key; /* relay_openai_error_body() masks it in an echo */
     ctx->req.upstream_model = relay_channel_map_model(ctx->r, ch, ctx->req.model);
     if (relay_proto_outbound(ctx, ch, key, ctx->req.upstream_model, &ob) != OK) {
         json_object_set_new(out, "message", json_string(ctx->error ? ctx->error : ""));
@@ -77,6 +78,15 @@ static int run(relay_ctx_t *ctx, const relay_channel_t *ch, const relay_chkey_t 
         relay_exchange_t x = {ob.url, apr_time_from_sec(30), "POST", ch->proxy, 0,
                               ob.headers, ob.body, ob.len};
         rc = relay_upstream_exchange(ctx->r, &x, &up, &status, &headers);
+    }
+    if (rc == HTTP_FORBIDDEN) { /* refused by the SSRF check: the admin sees why */
+        json_object_set_new(out, "message",
+                            json_string(apr_pstrcat(ctx->r->pool, "the upstream address is "
+                                                    "not allowed (NebulaUpstreamAllow): ",
+                                                    apr_table_get(ctx->r->notes,
+                                                                  RELAY_NOTE_SSRF),
+                                                    NULL)));
+        return 0;
     }
     if (rc != OK) {
         json_object_set_new(out, "message", json_string(rc == HTTP_GATEWAY_TIME_OUT

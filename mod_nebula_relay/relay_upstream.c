@@ -9,6 +9,14 @@
  * drives it with the calls mod_proxy_http uses. TLS comes from mod_ssl's proxy
  * side (SSLProxyEngine in the vhost).
  *
+ * Every URL and address is checked against SSRF (relay_ssrf.c) unless the
+ * caller says the URL comes from httpd's configuration: the URL and proxy
+ * before a worker is touched, the addresses mod_proxy resolved before it
+ * connects, and the peer of the connection once connected (mod_proxy
+ * resolves again when every cached address failed), so nothing is ever
+ * sent to a refused address and a name rebound between the checks is
+ * caught at the one that counts.
+ *
  * Every wait for the upstream (connecting, from sending a request to its
  * response head, blocking reads and polls of the body) is reported to the
  * request's timing (relay_overhead_wait_*), which subtracts it from the
@@ -50,6 +58,11 @@ static apr_thread_mutex_t *workers_lock;
 
 apr_status_t relay_upstream_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_status_t rv = relay_ssrf_child_init(pchild, s);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     apr_pool_create(&workers_pool, pchild);
     apr_pool_tag(workers_pool, "nebula_relay_workers");
     workers = apr_hash_make(workers_pool);
@@ -138,33 +151,76 @@ static request_rec *fake_request(conn_rec *c, request_rec *r)
     return rp;
 }
 
-int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
-                        apr_interval_time_t timeout, relay_upstream_t **pup)
+/* The SSRF check refused @a origin: nothing was sent. */
+static int ssrf_refuse(request_rec *r, const char *origin, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  "NEB01440: upstream %s refused (SSRF protection; NebulaUpstreamAllow "
+                  "may allow it): %s", origin, why);
+    apr_table_setn(r->notes, RELAY_NOTE_SSRF, why);
+    return HTTP_FORBIDDEN;
+}
+
+/* Before any connection: the URL, and the proxy's (the proxy resolves the
+ * target itself, so the target's name is resolved here, cached briefly). */
+static const char *ssrf_urls(request_rec *r, const char *url, const char *proxy)
+{
+    const char *why = relay_ssrf_check_url(r->pool, r->server, url,
+                                           proxy ? RELAY_SSRF_RESOLVE | RELAY_SSRF_CACHED : 0);
+
+    if (why == NULL && proxy) {
+        why = relay_ssrf_check_url(r->pool, r->server, proxy, RELAY_SSRF_PROXY);
+        why = why ? apr_pstrcat(r->pool, "the proxy: ", why, NULL) : NULL;
+    }
+    return why;
+}
+
+/* After the connection is made (or a pooled one checked): its peer. */
+static const char *ssrf_peer(request_rec *r, relay_upstream_t *up, const char *host)
+{
+    apr_sockaddr_t *peer = NULL;
+
+    if (up->backend->sock == NULL
+        || apr_socket_addr_get(&peer, APR_REMOTE, up->backend->sock) != APR_SUCCESS) {
+        return "the upstream connection has no peer address";
+    }
+    return relay_ssrf_check_addr(r->pool, r->server, host, peer, 0);
+}
+
+static int upstream_open(request_rec *r, const char *url, const char *proxy,
+                         apr_interval_time_t timeout, int guard, relay_upstream_t **pup)
 {
     proxy_server_conf *pconf;
     relay_upstream_t *up;
     apr_uri_t uri, puri;
     char *target = apr_pstrdup(r->pool, url);
     char portstr[32];
-    const char *origin;
+    const char *origin, *host, *why = NULL;
     int rc;
 
     pconf = ap_get_module_config(r->server->module_config, &proxy_module);
-    if (apr_uri_parse(r->pool, url, &uri) != APR_SUCCESS || !uri.hostname) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (apr_uri_parse(r->pool, url, &uri) != APR_SUCCESS || !uri.hostname || !uri.scheme) {
+        return guard ? ssrf_refuse(r, "(unparsable URL)", "it is not an absolute http(s) URL")
+                     : HTTP_INTERNAL_SERVER_ERROR;
     }
     /* a channel's outbound proxy: http://host:port (CONNECT for https) */
     memset(&puri, 0, sizeof(puri));
     if (proxy && (apr_uri_parse(r->pool, proxy, &puri) != APR_SUCCESS || !puri.hostname)) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    origin = apr_psprintf(r->pool, "%s://%s:%u", uri.scheme, uri.hostname,
+    /* an IPv6 literal keeps its brackets in the worker's name and in Host */
+    host = strchr(uri.hostname, ':') ? apr_pstrcat(r->pool, "[", uri.hostname, "]", NULL)
+                                     : uri.hostname;
+    origin = apr_psprintf(r->pool, "%s://%s:%u", uri.scheme, host,
                           uri.port ? uri.port : apr_uri_port_of_scheme(uri.scheme));
+    if (guard && (why = ssrf_urls(r, url, proxy)) != NULL) {
+        return ssrf_refuse(r, origin, why);
+    }
     up = apr_pcalloc(r->pool, sizeof(*up));
     up->r = r;
     up->host = uri.port && uri.port != apr_uri_port_of_scheme(uri.scheme)
-                   ? apr_psprintf(r->pool, "%s:%u", uri.hostname, uri.port)
-                   : uri.hostname;
+                   ? apr_psprintf(r->pool, "%s:%u", host, uri.port)
+                   : host;
     if ((up->worker = worker_get(r, origin, proxy, timeout)) == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -180,6 +236,15 @@ int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
                                        proxy ? (puri.port ? puri.port : 80) : 0, portstr,
                                        sizeof(portstr));
     up->target = target;
+    /* the addresses mod_proxy is about to connect to (the proxy's, if any) */
+    if (rc == OK && guard
+        && (why = relay_ssrf_check_addr(r->pool, r->server, proxy ? puri.hostname
+                                                                  : uri.hostname,
+                                        up->backend->addr, 1)) != NULL) {
+        relay_upstream_close(up, 1);
+        return ssrf_refuse(r, origin, proxy ? apr_pstrcat(r->pool, "the proxy: ", why, NULL)
+                                            : why);
+    }
     if (rc == OK) {
         apr_time_t since = relay_overhead_wait_begin(r);
         if (ap_proxy_connect_backend(RELAY_PROXY_FN, up->backend, up->worker, r->server)
@@ -187,6 +252,12 @@ int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
             rc = HTTP_SERVICE_UNAVAILABLE;
         }
         relay_overhead_wait_end(r, since);
+    }
+    if (rc == OK && guard
+        && (why = ssrf_peer(r, up, proxy ? puri.hostname : uri.hostname)) != NULL) {
+        relay_upstream_close(up, 1);
+        return ssrf_refuse(r, origin, proxy ? apr_pstrcat(r->pool, "the proxy: ", why, NULL)
+                                            : why);
     }
     if (rc == OK) {
         rc = ap_proxy_connection_create_ex(RELAY_PROXY_FN, up->backend, r);
@@ -197,6 +268,12 @@ int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
     }
     *pup = up;
     return OK;
+}
+
+int relay_upstream_open(request_rec *r, const char *url, const char *proxy,
+                        apr_interval_time_t timeout, relay_upstream_t **pup)
+{
+    return upstream_open(r, url, proxy, timeout, 1, pup);
 }
 
 static int hop_by_hop(const char *name)
@@ -375,7 +452,7 @@ int relay_upstream_exchange(request_rec *r, const relay_exchange_t *x, relay_ups
     for (attempt = 0; attempt < 2; ++attempt) {
         apr_time_t since;
 
-        if ((rc = relay_upstream_open(r, x->url, x->proxy, x->timeout, &up)) != OK) {
+        if ((rc = upstream_open(r, x->url, x->proxy, x->timeout, !x->trusted, &up)) != OK) {
             return rc;
         }
         reused = up->reused;

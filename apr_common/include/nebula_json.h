@@ -42,7 +42,8 @@ json_t *nebula_json_own(apr_pool_t *p, json_t *j);
 /**
  * Parse a JSON text of @a len bytes (need not be NUL-terminated).
  *
- * Strings containing "\u0000" are rejected; trailing non-whitespace after
+ * Strings containing "\u0000" are rejected, and so is a raw NUL byte
+ * anywhere (jansson alone would skip some); trailing non-whitespace after
  * the value is an error.
  * @param p pool that owns the returned document and @a errmsg
  * @param buf the text (may be NULL when @a len is 0)
@@ -57,6 +58,33 @@ json_t *nebula_json_own(apr_pool_t *p, json_t *j);
 json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int flags,
                           const char **errmsg);
 
+/** Deepest nesting jansson itself parses (its JSON_PARSER_MAX_DEPTH): the
+ *  largest useful limit for nebula_json_parse_limited(). */
+#define NEBULA_JSON_DEPTH_CEILING 2048
+
+/**
+ * nebula_json_parse() with a nesting limit: a text whose arrays and objects
+ * nest deeper than @a max_depth levels (the top-level container is level 1)
+ * is refused before anything deeper is built. Brackets inside strings do not
+ * count. A text both too deep and malformed may be refused for either.
+ * @param max_depth the limit; 0 (or above NEBULA_JSON_DEPTH_CEILING): jansson's
+ * @param too_deep if not NULL, set to 1 when the text was refused for its
+ *        nesting (then *errmsg names the limit, no position), else to 0
+ * @return the document, owned by @a p; NULL on a syntax error or too deep
+ */
+json_t *nebula_json_parse_limited(apr_pool_t *p, const char *buf, apr_size_t len, int flags,
+                                  int max_depth, int *too_deep, const char **errmsg);
+
+/**
+ * Whether a JSON text nests arrays and objects deeper than @a max_depth: a
+ * scan that skips strings (and their escapes) without parsing anything. It
+ * is exact for valid JSON; for malformed text it counts the brackets outside
+ * what look like strings. Used by nebula_json_parse_limited() before it hands
+ * a text to jansson.
+ * @return 1 when deeper than @a max_depth (> 0), else 0
+ */
+int nebula_json_too_deep(const char *buf, apr_size_t len, int max_depth);
+
 /**
  * The fast reader nebula_json_parse() tries first (nebula_json_fast.c): the
  * document json_loadb() would build (a new reference, not pool-owned), or
@@ -66,6 +94,14 @@ json_t *nebula_json_parse(apr_pool_t *p, const char *buf, apr_size_t len, int fl
  * @param reject_dups refuse duplicate keys (JSON_REJECT_DUPLICATES)
  */
 json_t *nebula_json_fast_loadb(const char *buf, size_t len, int any, int reject_dups);
+
+/**
+ * nebula_json_fast_loadb() with a nesting limit (see
+ * nebula_json_parse_limited()): NULL with *too_deep set to 1 as soon as an
+ * array or object opens at level @a max_depth + 1 (0: no limit of its own).
+ */
+json_t *nebula_json_fast_loadb_depth(const char *buf, size_t len, int any, int reject_dups,
+                                     int max_depth, int *too_deep);
 
 /**
  * Follow a path from @a j. Each path element is an object key; when the

@@ -73,6 +73,7 @@ local $ENV{PATH} = "$ctldir:$ENV{PATH}";
     local $ENV{SESSION_SECRET} = 's' x 32;
     local $ENV{REDIS_CONN_STRING} = 'redis://redis:6379/0';
     local $ENV{AZURE_DEFAULT_API_VERSION} = '2024-10-21'; # the entrypoint's default
+    local $ENV{UPSTREAM_ALLOW} = 'none';                    # the entrypoint's default
     my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', "$root/conf/httpd.conf");
     ok($rc == 0 && $out =~ /Syntax OK/, 'the image\'s httpd config passes httpd -t') or diag $out;
 }

@@ -63,6 +63,8 @@ $gov
 DBDriver $ENV{NEBULA_TEST_DBD_DRIVER}
 DBDParams "$ENV{NEBULA_TEST_DBD_PARAMS}"
 NebulaCryptoSecret "nebula-test-crypto-secret-0123456789abcdef"
+# the suite's upstreams are on loopback (SSRF protection allows them here)
+NebulaUpstreamAllow 127.0.0.1/32 ::1/128 localhost
 $conf
 <Location />
     Require all granted

@@ -12,6 +12,8 @@
 
 apr_pool_t *unit_pool;
 
+Suite *unit_jsonsuite_suite(void); /* test_jsonsuite.c */
+
 void unit_pool_setup(void)
 {
     ck_assert_int_eq(apr_pool_create(&unit_pool, NULL), APR_SUCCESS);
@@ -59,6 +61,7 @@ int main(void)
         return EXIT_FAILURE;
     }
     sr = srunner_create(unit_json_suite());
+    srunner_add_suite(sr, unit_jsonsuite_suite());
     srunner_add_suite(sr, unit_sse_suite());
     srunner_add_suite(sr, unit_crypto_suite());
     srunner_add_suite(sr, unit_id_suite());

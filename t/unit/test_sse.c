@@ -231,6 +231,20 @@ START_TEST(bom_only_at_start_and_partial_bom)
 }
 END_TEST
 
+/* An event type a NUL cuts down to nothing is no type (found by
+ * fuzz/fuzz_sse.c; rec_event asserts a type is never ""). */
+START_TEST(event_type_nul_is_no_type)
+{
+    static const char s[] = "event:\0x\ndata: a\n\nevent: \0\ndata: b\n\n";
+    apr_size_t cut = 3;
+    int pending;
+
+    ck_assert_str_eq(parse_chunks(unit_pool, s, sizeof(s) - 1, &cut, 1, &pending),
+                     "E-||-1|a\nE-||-1|b\n");
+    ck_assert_int_eq(pending, 0);
+}
+END_TEST
+
 START_TEST(finish_reports_truncation_and_resets)
 {
     rec_t r;
@@ -450,6 +464,7 @@ Suite *unit_sse_suite(void)
     tcase_add_test(tc, sample_stream_byte_by_byte);
     tcase_add_test(tc, short_stream_every_pair_of_splits);
     tcase_add_test(tc, bom_only_at_start_and_partial_bom);
+    tcase_add_test(tc, event_type_nul_is_no_type);
     tcase_add_test(tc, finish_reports_truncation_and_resets);
     tcase_add_test(tc, max_event_bytes_overflow);
     tcase_add_test(tc, callback_abort_is_returned);

@@ -210,6 +210,20 @@
  *   thoughts=T          Gemini usageMetadata.thoughtsTokenCount
  *   block=1             Gemini: the prompt is blocked (SAFETY)
  *   audio_seconds=S     transcriptions: the audio's duration
+ *   sse_inject=1        streams (SSE): a hostile but well-formed event stream;
+ *                       before every event a comment line ended by a lone
+ *                       CR and a data-less "event: error" block (CRLF; no
+ *                       event by the SSE rules), then the event with its JSON
+ *                       pretty-printed over several "data:" lines ended by
+ *                       CRLF; chat content event k carries the text
+ *                       "tok<k>" MOCK_INJECT_TEXT " " (CR, LF, blank lines,
+ *                       "event:", "data: [DONE]" inside the JSON string)
+ *   echo_auth=1         a careless provider: the credential the request
+ *                       carried (Bearer token, x-api-key, api-key,
+ *                       x-goog-api-key or ?key=) is echoed in full in the
+ *                       message of an injected error (status=S) and in the
+ *                       X-Mock-Auth-Echo header of any answer (secrets
+ *                       hygiene tests: the gateway must not pass it on)
  *
  * AUTH  OpenAI "Authorization: Bearer K" (Azure, under /openai/deployments/:
  *       api-key: K and ?api-version= required); Anthropic x-api-key and
@@ -285,6 +299,9 @@ APLOG_USE_MODULE(nebula_mock);
 #define MOCK_TAGS_MAX        1024
 #define MOCK_TAG_LEN         64
 #define MOCK_UNSET           (-1)
+/* sse_inject=1: what each chat content event's text carries after "tok<k>" */
+#define MOCK_INJECT_TEXT                                                                 \
+    "\r\n\nevent: error\ndata: [DONE]\n\ndata: {\"forged\":1}\r\r: c\n"
 
 #define MOCK_QUOTA_MSG                                                                   \
     "You exceeded your current quota, please check your plan and billing "               \
@@ -324,6 +341,8 @@ typedef struct {
     int thoughts;
     int block;
     int audio_seconds;
+    int sse_inject;
+    int echo_auth;
     const char *error_message;
     const char *tag;
     const char *tool_call;
@@ -566,7 +585,7 @@ static void mock_ctl_init(mock_ctl_t *c)
     c->cached = c->negative_usage = MOCK_UNSET;
     c->fail_first = c->fail_mod = c->retry_after = MOCK_UNSET;
     c->thinking = c->cache_read = c->cache_write = c->thoughts = MOCK_UNSET;
-    c->block = c->audio_seconds = MOCK_UNSET;
+    c->block = c->audio_seconds = c->sse_inject = c->echo_auth = MOCK_UNSET;
     c->error_message = c->tag = c->tool_call = c->tool_args = NULL;
 }
 
@@ -596,6 +615,8 @@ static void mock_ctl_overlay(mock_ctl_t *dst, const mock_ctl_t *src)
     MOCK_OVERLAY(dst, src, thoughts);
     MOCK_OVERLAY(dst, src, block);
     MOCK_OVERLAY(dst, src, audio_seconds);
+    MOCK_OVERLAY(dst, src, sse_inject);
+    MOCK_OVERLAY(dst, src, echo_auth);
     if (src->error_message) {
         dst->error_message = src->error_message;
     }
@@ -690,6 +711,8 @@ static const char *mock_ctl_set(apr_pool_t *p, mock_ctl_t *c, const char *k,
         {"thoughts", APR_OFFSETOF(mock_ctl_t, thoughts), 0, 10000000},
         {"block", APR_OFFSETOF(mock_ctl_t, block), 0, 1},
         {"audio_seconds", APR_OFFSETOF(mock_ctl_t, audio_seconds), 0, 864000},
+        {"sse_inject", APR_OFFSETOF(mock_ctl_t, sse_inject), 0, 1},
+        {"echo_auth", APR_OFFSETOF(mock_ctl_t, echo_auth), 0, 1},
     };
     apr_size_t i;
 
@@ -1385,15 +1408,42 @@ static int mock_bb_flush_event(mock_req_t *m)
     return !m->aborted;
 }
 
+/* sse_inject=1: what precedes an event, and the event's data over
+ * several "data:" lines (s: pretty-printed JSON, freed here). */
+static int mock_sse_inject(mock_req_t *m, const char *event, char *s)
+{
+    char *copy = apr_pstrdup(m->r->pool, s), *line, *last = NULL;
+
+    free(s);
+    mock_bb_lit(m, ": mock keep-alive, data: {\"forged\":1}\r");
+    mock_bb_lit(m, "event: error\r\n\r\n");
+    if (event) {
+        mock_bb_lit(m, "event: ");
+        mock_bb_lit(m, event);
+        mock_bb_lit(m, "\r\n");
+    }
+    for (line = apr_strtok(copy, "\n", &last); line; line = apr_strtok(NULL, "\n", &last)) {
+        mock_bb_lit(m, "data: ");
+        mock_bb_lit(m, line);
+        mock_bb_lit(m, "\r\n");
+    }
+    mock_bb_lit(m, "\r\n");
+    return mock_bb_flush_event(m);
+}
+
 /* One SSE event whose data is obj (stolen); event may be NULL. */
 static int mock_sse_json(mock_req_t *m, const char *event, json_t *obj)
 {
-    char *s = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    char *s = obj ? json_dumps(obj, m->ctl.sse_inject == 1 ? JSON_INDENT(1) : JSON_COMPACT)
+                  : NULL;
 
     json_decref(obj);
     if (m->aborted || !s) {
         free(s);
         return 0;
+    }
+    if (m->ctl.sse_inject == 1) {
+        return mock_sse_inject(m, event, s);
     }
     if (event) {
         mock_bb_lit(m, "event: ");
@@ -1639,7 +1689,7 @@ static int mock_chat_tool_stream(mock_req_t *m)
 
 static int mock_chat_stream(mock_req_t *m)
 {
-    char tok[32];
+    char tok[128];
     int k;
 
     mock_stream_begin(m, "text/event-stream");
@@ -1659,6 +1709,9 @@ static int mock_chat_stream(mock_req_t *m)
     }
     for (k = 1; !m->ctl.tool_call && k <= m->n; k++) {
         mock_token_text(tok, sizeof(tok), k);
+        if (m->ctl.sse_inject == 1) {
+            apr_snprintf(tok, sizeof(tok), "tok%d" MOCK_INJECT_TEXT " ", k);
+        }
         if (!mock_sse_json(
                 m, NULL, mock_chat_chunk(m, json_pack("{s:s}", "content", tok), NULL)) ||
             !mock_stream_fault(m, k, NULL)) {
@@ -3632,6 +3685,19 @@ static const char *mock_bearer(const mock_req_t *m)
     return h;
 }
 
+/* echo_auth: whatever credential the request carried, in any protocol's place. */
+static const char *mock_sent_key(mock_req_t *m)
+{
+    static const char *const names[] = {"x-api-key", "api-key", "x-goog-api-key", NULL};
+    const char *key = mock_bearer(m);
+    int i;
+
+    for (i = 0; !key && names[i]; i++) {
+        key = mock_header(m, names[i]);
+    }
+    return key ? key : mock_query_arg(m, "key");
+}
+
 static int mock_check_auth(mock_req_t *m, mock_err_t *e)
 {
     const char *key = NULL;
@@ -3855,7 +3921,15 @@ static void mock_decide(mock_req_t *m, mock_err_t *e)
         status = status != MOCK_UNSET ? status : HTTP_SERVICE_UNAVAILABLE;
     }
     if (status != MOCK_UNSET && status >= 300) {
-        mock_err_set(e, status, m->ctl.error_message, NULL, NULL);
+        const char *key = m->ctl.echo_auth == 1 ? mock_sent_key(m) : NULL;
+
+        mock_err_set(e, status,
+                     key ? apr_psprintf(r->pool, "%s (the key you sent: %s)",
+                                        m->ctl.error_message ? m->ctl.error_message
+                                                             : "Request refused",
+                                        key)
+                         : m->ctl.error_message,
+                     NULL, NULL);
     }
 }
 
@@ -4733,6 +4807,9 @@ static int mock_handler(request_rec *r)
     m->created = (json_int_t)apr_time_sec(r->request_time);
     mock_decide(m, &e);
     mock_record(m, e.status ? e.status : HTTP_OK);
+    if (m->ctl.echo_auth == 1 && mock_sent_key(m)) {
+        apr_table_set(r->err_headers_out, "X-Mock-Auth-Echo", mock_sent_key(m));
+    }
     if (m->body_too_large) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
