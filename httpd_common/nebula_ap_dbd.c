@@ -83,32 +83,16 @@ nebula_ap_db_state_e nebula_ap_db_ensure(apr_pool_t *pchild, server_rec *s, int 
     return st;
 }
 
-/* mod_dbd's post_connect: SQLite settings are per connection. Every loaded
- * NebulaGate module registers this; the connection pool's userdata makes the
- * work happen once per connection. */
+/* mod_dbd's post_connect: per-connection set-up (SQLite's settings, the
+ * check that a MySQL connection counts matched rows; each a no-op for the
+ * other drivers). Every loaded NebulaGate module registers this; the
+ * connection pool's userdata makes the work happen once per connection. */
 static apr_status_t db_post_connect(apr_pool_t *p, dbd_cfg_t *cfg, ap_dbd_t *dbd)
 {
     const char *err = NULL;
     void *done = NULL;
 
-    if (!strcmp(apr_dbd_name(dbd->driver), "mysql")) {
-        apr_pool_userdata_get(&done, "nebula:mysql-check", dbd->pool);
-        if (done) {
-            return APR_SUCCESS;
-        }
-        if (nebula_dbd_mysql_check(dbd->driver, dbd->handle, &err, p) != 0) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, cfg->server,
-                         "NEB00006: refused a MySQL connection: %s",
-                         err ? err : "unknown error");
-            return APR_EGENERAL;
-        }
-        apr_pool_userdata_setn((void *)1, "nebula:mysql-check", NULL, dbd->pool);
-        return APR_SUCCESS;
-    }
-    if (strcmp(apr_dbd_name(dbd->driver), "sqlite3")) {
-        return APR_SUCCESS;
-    }
-    apr_pool_userdata_get(&done, "nebula:sqlite-init", dbd->pool);
+    apr_pool_userdata_get(&done, "nebula:connection-setup", dbd->pool);
     if (done) {
         return APR_SUCCESS;
     }
@@ -118,7 +102,12 @@ static apr_status_t db_post_connect(apr_pool_t *p, dbd_cfg_t *cfg, ap_dbd_t *dbd
                      err ? err : "unknown error");
         return APR_EGENERAL;
     }
-    apr_pool_userdata_setn((void *)1, "nebula:sqlite-init", NULL, dbd->pool);
+    if (nebula_dbd_mysql_check(dbd->driver, dbd->handle, &err, p) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, cfg->server,
+                     "NEB00006: refused a MySQL connection: %s", err ? err : "unknown error");
+        return APR_EGENERAL;
+    }
+    apr_pool_userdata_setn((void *)1, "nebula:connection-setup", NULL, dbd->pool);
     return APR_SUCCESS;
 }
 

@@ -253,7 +253,9 @@ static int upstream_open(request_rec *r, const char *url, const char *proxy,
         }
         relay_overhead_wait_end(r, since);
     }
-    if (rc == OK && guard
+    /* a kept-alive connection's peer was checked when it was made (mod_proxy
+     * forgets the conn_rec of a connection it had to make again) */
+    if (rc == OK && guard && up->backend->connection == NULL
         && (why = ssrf_peer(r, up, proxy ? puri.hostname : uri.hostname)) != NULL) {
         relay_upstream_close(up, 1);
         return ssrf_refuse(r, origin, proxy ? apr_pstrcat(r->pool, "the proxy: ", why, NULL)
