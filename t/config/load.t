@@ -104,6 +104,11 @@ for my $case (
     [ relay => 'NebulaAdminRemoteRoleEnv "bad name"',  qr/NebulaAdminRemoteRoleEnv: give the name/ ],
     [ relay => 'NebulaAdminCookieSecure Maybe',        qr/NebulaAdminCookieSecure must be On or Off/ ],
     [ relay => 'NebulaOverheadHeader Maybe',           qr/NebulaOverheadHeader must be On or Off/ ],
+    [ relay => 'NebulaRetryBudget lots',               qr/NebulaRetryBudget: give a ratio of retries/ ],
+    [ relay => 'NebulaRetryBudget 0.2 -1',             qr/NebulaRetryBudget: the retries a second/ ],
+    [ relay => 'NebulaJsonMaxDepth 0',                 qr/NebulaJsonMaxDepth: give a nesting depth/ ],
+    [ relay => 'NebulaJsonMaxDepth 99999',             qr/NebulaJsonMaxDepth: give a nesting depth/ ],
+    [ relay => 'NebulaUpstreamAllow 10.0.0.0/99',      qr/NebulaUpstreamAllow: '10\.0\.0\.0\/99' is not a valid range/ ],
 ) {
     my ($mod, $line, $re) = @$case;
     my $file = "$tmp/bad-$mod.conf";
