@@ -18,7 +18,11 @@
  *
  * When the client goes away: NebulaStreamDisconnect drain (default) keeps
  * reading the upstream, for at most NebulaDrainTimeout, to bill its real
- * usage; stop closes at once and bills what was delivered.
+ * usage; stop closes at once and bills what was delivered. The text counted
+ * for an upstream that reports no usage is all the text it sent: what was
+ * delivered and, when draining, what came after the client left (the
+ * provider bills that too, and the count no longer depends on the moment
+ * the gateway noticed the client had gone).
  */
 #include <apr_strings.h>
 #include <http_protocol.h>
@@ -151,15 +155,13 @@ static apr_status_t wait_pinging(stream_t *st, relay_upstream_t *up, apr_interva
     return APR_SUCCESS;
 }
 
-/* Delivered completion text of one chunk (chat delta or completions text). */
+/* Completion text of one chunk (chat delta or completions text): delivered,
+ * or drained after the client left. */
 static void chunk_text(stream_t *st, json_t *chunk)
 {
     json_t *choice;
     size_t i;
 
-    if (st->client_gone) {
-        return; /* not delivered */
-    }
     json_array_foreach(json_object_get(chunk, "choices"), i, choice)
     {
         const char *t = nebula_json_gets(choice, "delta", "content", NULL);
@@ -323,7 +325,7 @@ static void upstream_chunks(stream_t *st, const nebula_sse_event_t *ev, json_t *
         break;
     case RELAY_API_RESPONSES: {
         const char *type = nebula_json_gets(j, "type", NULL);
-        if (type && !strcmp(type, "response.output_text.delta") && !st->client_gone) {
+        if (type && !strcmp(type, "response.output_text.delta")) {
             const char *t = nebula_json_gets(j, "delta", NULL);
             if (t) {
                 relay_ctx_text(ctx, t, strlen(t));

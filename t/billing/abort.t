@@ -17,7 +17,7 @@ use NebulaBilling qw(billed_hostport wallet ledger_rows billed_setup reconcile);
 my $seed = $ENV{NEBULA_ABORT_SEED} // (time() ^ $$) & 0xffff;
 srand($seed);
 my $RUNS = 4;
-plan tests => 2 * 4 * $RUNS + 1;
+plan tests => 2 * 4 * $RUNS + 3;
 t_debug("seed $seed (NEBULA_ABORT_SEED replays it)");
 
 # Send a streaming chat, read until @a $after "data:" lines, then close.
@@ -78,5 +78,21 @@ for my $policy ('drain', 'stop') {
             ok($amount >= $got, "stop: at least one unit per delivered event ($got seen)");
         }
     }
+}
+# drain, an upstream that reports no usage: the gateway counts all the text
+# the upstream sent, also after the client left, so a client that leaves
+# early is charged what one that stays is
+{
+    my %s = billed_setup(name => 'abort-nousage', balance => 1000000,
+                         controls => "events=$EVENTS,delay_ms=30,no_usage=1");
+    my $acct = wallet($s{user})->{id};
+    my $body = encode_json({ model => $s{model}, stream => JSON::PP::true,
+                             messages => [ { role => 'user', content => 'w1 w2 w3 w4' } ] });
+    abort_after('/v1/chat/completions', $s{key}, $body, $EVENTS + 5); # the whole answer
+    my $whole = -consumes($acct, 1)->[-1]{amount};
+    my $got = abort_after('/v1/chat/completions', $s{key}, $body, 3);
+    my $rows = consumes($acct, 2);
+    is(scalar @$rows, 2, "drain without usage, left after $got events: billed once");
+    is(-$rows->[-1]{amount}, $whole, "... the whole answer's count ($whole), as the client that stayed");
 }
 ok(reconcile()->{ok}, 'reconciliation is clean');
