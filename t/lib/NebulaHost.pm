@@ -22,8 +22,10 @@ sub free_port {
 }
 
 # extra_host(conf => "directives", gov => 1, billing => 1, loglevel => "warn",
-#            settle => seconds, servers => N, start => N, threads => N): one
-#            child of 8 threads unless servers/start/threads say more
+#            settle => seconds, servers => N, start => N, threads => N,
+#            admin => 1): one child of 8 threads unless servers/start/threads
+#            say more; admin => 1 adds the admin API (/api, the suite's admin
+#            token) on a port of its own, $h->{admin_port}
 sub extra_host {
     my (%o) = @_;
     my ($top, $lib) = (top_dir(), libexecdir());
@@ -36,6 +38,21 @@ sub extra_host {
     my $workers = $servers * $threads;
     my $loglevel = $o{loglevel} // 'warn';
     my $conf = $o{conf} // '';
+    my $admin_port = $o{admin} ? free_port() : 0;
+    my $sites = "<Location />\n    Require all granted\n    NebulaRelay On\n</Location>\n";
+    $sites = <<"SITES" if $o{admin};
+Listen 127.0.0.1:$admin_port
+NebulaAdminToken "nebula-test-admin-token-0123456789abcdef"
+NebulaSessionSecret "nebula-test-session-secret-0123456789abcdef"
+<VirtualHost 127.0.0.1:$port>
+$sites</VirtualHost>
+<VirtualHost 127.0.0.1:$admin_port>
+    <Location /api>
+        Require all granted
+        NebulaAdmin On
+    </Location>
+</VirtualHost>
+SITES
     open(my $fh, '>', "$dir/httpd.conf") or die $!;
     print $fh <<"CONF";
 ServerRoot "$dir"
@@ -66,17 +83,17 @@ NebulaCryptoSecret "nebula-test-crypto-secret-0123456789abcdef"
 # the suite's upstreams are on loopback (SSRF protection allows them here)
 NebulaUpstreamAllow 127.0.0.1/32 ::1/128 localhost
 $conf
-<Location />
-    Require all granted
-    NebulaRelay On
-</Location>
+$sites
 CONF
     close $fh;
     my ($rc, $out) = run_cmd(httpd_bin(), '-f', "$dir/httpd.conf", '-k', 'start');
     die "host did not start: $out" if $rc;
     for (1 .. 100) { last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port"); sleep 0.1 }
     sleep($o{settle}) if $o{settle};
-    return { dir => $dir, port => $port };
+    if ($admin_port) {
+        for (1 .. 100) { last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$admin_port"); sleep 0.1 }
+    }
+    return { dir => $dir, port => $port, admin_port => $admin_port };
 }
 
 sub stop_host { run_cmd(httpd_bin(), '-f', "$_[0]{dir}/httpd.conf", '-k', 'stop') }
