@@ -2,7 +2,9 @@
  * libargon2. Owns the keyring (derived AES-256-GCM keys, wiped by a pool
  * cleanup), the sealed-token format "nbk<version>:<base64url>", the API-key
  * alphabet, and the password hash parameters. Secrets never reach a log. */
+#include <crypt.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -502,10 +504,44 @@ apr_status_t nebula_crypto_password_hash(apr_pool_t *p, const char *password,
     return APR_SUCCESS;
 }
 
+/* A bcrypt hash ($2a$, $2b$, $2y$), as new-api and one-api store passwords:
+ * imported users sign in with their old password (the caller then stores an
+ * argon2id hash in its place). */
+static apr_status_t bcrypt_verify(const char *encoded, const char *password)
+{
+    struct crypt_data *cd = calloc(1, sizeof(*cd)); /* 32 KB: not on the stack */
+    const char *out;
+    apr_status_t rv;
+
+    if (cd == NULL) {
+        return APR_ENOMEM;
+    }
+    out = crypt_r(password, encoded, cd);
+    if (out == NULL || out[0] == '*') {
+        rv = APR_EINVAL;
+    }
+    else {
+        rv = nebula_crypto_equal(out, strlen(out), encoded, strlen(encoded)) ? APR_SUCCESS
+                                                                             : APR_EMISMATCH;
+    }
+    OPENSSL_cleanse(cd, sizeof(*cd));
+    free(cd);
+    return rv;
+}
+
+int nebula_crypto_password_legacy(const char *encoded)
+{
+    return encoded && encoded[0] == '$' && encoded[1] == '2'
+           && (encoded[2] == 'a' || encoded[2] == 'b' || encoded[2] == 'y') && encoded[3] == '$';
+}
+
 apr_status_t nebula_crypto_password_verify(const char *encoded, const char *password)
 {
     int rc;
 
+    if (password != NULL && nebula_crypto_password_legacy(encoded)) {
+        return bcrypt_verify(encoded, password);
+    }
     if (encoded == NULL || password == NULL || strncmp(encoded, "$argon2id$", 10) != 0) {
         return APR_EINVAL;
     }

@@ -441,6 +441,32 @@ static int login_verify(const nebula_dbd_rows_t *rows, const char *password)
     return nebula_crypto_password_verify(hash, password) == APR_SUCCESS;
 }
 
+/* A bcrypt hash imported from new-api (nebulactl import-newapi) gives way to
+ * an argon2id hash of the password that just matched it; if that fails the
+ * old hash stays, and the next sign-in tries again. */
+static void upgrade_legacy_hash(admin_req_t *a, const char *old, const char *password)
+{
+    const char *enc, *args[4];
+
+    if (!nebula_crypto_password_legacy(old)
+        || nebula_crypto_password_hash(a->r->pool, password, &enc) != APR_SUCCESS) {
+        return;
+    }
+    args[0] = enc;
+    args[1] = admin_i64(a, admin_now_ms());
+    args[2] = admin_i64(a, a->who.user_id);
+    args[3] = old;
+    if (admin_db_exec(a,
+                      "UPDATE users SET password_hash = %s, updated_at = %lld "
+                      "WHERE id = %lld AND password_hash = %s",
+                      4, args, NULL) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, a->r,
+                      "NEB01503: could not replace the imported password hash of user %"
+                      APR_INT64_T_FMT " (kept; tried again at the next sign-in)",
+                      a->who.user_id);
+    }
+}
+
 static int login_refused(admin_req_t *a, const char *username, apr_int64_t now)
 {
     admin_ratelimit_failed(a->r->useragent_ip, username, now);
@@ -495,6 +521,7 @@ int admin_auth_login(admin_req_t *a)
         return login_refused(a, user, now);
     }
     admin_ratelimit_succeeded(user);
+    upgrade_legacy_hash(a, rows.rows[0][5], pw);
     out = json_object();
     if (!issue_session(a, out)) {
         json_decref(out);

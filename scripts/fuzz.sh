@@ -62,7 +62,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-std=gnu99 -g -O1 -fno-omit-frame-pointer $SAN -Iapr_common/include $(pkg-config --cflags $PKGS)"
 WARN="-Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wstrict-prototypes \
 -Wmissing-prototypes -Wshadow -Wpointer-arith -Werror"
-LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
+LIBS="$(pkg-config --libs $PKGS) -lcrypt -lpthread -lm"
 # the pure-C code the harnesses reach, linked directly (as t/unit/test_common is)
 SOURCES="nebula_json nebula_json_fast nebula_sse nebula_buf nebula_conv nebula_conv_anthropic
 nebula_conv_anthropic_stream nebula_conv_gemini nebula_conv_gemini_stream nebula_conv_responses

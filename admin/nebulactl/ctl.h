@@ -57,6 +57,13 @@ int ctl_dsn_settle(ctl_t *ctl);
 
 /* Open ctl->driver/handle from --dsn or --driver/--params; exit code. */
 int ctl_db_connect(ctl_t *ctl);
+/* ctl_db_connect(), then refuse (CTL_EXIT_ERROR, said on stderr) a database
+ * below schema @a min_version or with migrations pending. */
+int ctl_db_connect_current(ctl_t *ctl, int min_version);
+/* A prepared SELECT with @a nargs string arguments, every row copied into
+ * ctl->pool; CTL_EXIT_ERROR (said on stderr) if it fails. */
+int ctl_db_pselect(ctl_t *ctl, const char *sql, int nargs, const char **args,
+                   nebula_dbd_rows_t *rows);
 
 /* Close the connection, if open. */
 void ctl_db_close(ctl_t *ctl);
@@ -82,5 +89,10 @@ int ctl_admin_main(ctl_t *ctl, int argc, const char *const *argv);
 int ctl_ledger_is_command(const char *command);
 /* An exit code, or -1 for --help. */
 int ctl_ledger_main(ctl_t *ctl, int argc, const char *const *argv);
+
+/* ctl_import*.c: import-newapi, with its own options. */
+int ctl_import_is_command(const char *command);
+/* An exit code, or -1 for --help. */
+int ctl_import_main(ctl_t *ctl, int argc, const char *const *argv);
 
 #endif /* NEBULACTL_CTL_H */

@@ -195,34 +195,7 @@ static int parse(ctl_t *ctl, admin_opts_t *o, int argc, const char *const *argv)
 static int q_select(ctl_t *ctl, const char *sql, int nargs, const char **args,
                     nebula_dbd_rows_t *rows)
 {
-    apr_dbd_prepared_t *st = NULL;
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
-    int i, j, n;
-
-    if (apr_dbd_prepare(ctl->driver, ctl->pool, ctl->handle, sql, NULL, &st) ||
-        apr_dbd_pselect(ctl->driver, ctl->pool, ctl->handle, &res, st, 1, nargs, args)) {
-        ctl_error("database: %s",
-                  nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, ctl->pool));
-        return CTL_EXIT_ERROR;
-    }
-    n = apr_dbd_num_tuples(ctl->driver, res);
-    rows->ncols = apr_dbd_num_cols(ctl->driver, res);
-    rows->nrows = 0;
-    rows->rows = apr_pcalloc(ctl->pool, sizeof(char **) * (n + 1));
-    for (i = 0; i < n; ++i) {
-        const char **out = apr_pcalloc(ctl->pool, sizeof(char *) * (rows->ncols + 1));
-        row = NULL;
-        if (apr_dbd_get_row(ctl->driver, ctl->pool, res, &row, i + 1) != 0) {
-            break;
-        }
-        for (j = 0; j < rows->ncols; ++j) {
-            const char *v = apr_dbd_get_entry(ctl->driver, row, j);
-            out[j] = v ? apr_pstrdup(ctl->pool, v) : NULL;
-        }
-        rows->rows[rows->nrows++] = out;
-    }
-    return CTL_EXIT_OK;
+    return ctl_db_pselect(ctl, sql, nargs, args, rows);
 }
 
 /* INSERT ... (no ';'), returning the new id (RETURNING on PostgreSQL). */
@@ -259,30 +232,7 @@ static int q_insert(ctl_t *ctl, const char *sql, int nargs, const char **args,
 /* Connected, and the schema is current enough for these tables. */
 static int connect_checked(ctl_t *ctl)
 {
-    nebula_migrate_opts_t mo;
-    nebula_migrate_result_t res;
-    const char *err;
-    int code;
-
-    if ((code = ctl_db_connect(ctl)) != CTL_EXIT_OK) {
-        return code;
-    }
-    if (nebula_dbd_dialect_of(ctl->driver) == NEBULA_DBD_SQLITE) {
-        nebula_dbd_sqlite_init(ctl->driver, ctl->handle, 0, &err, ctl->pool);
-    }
-    memset(&mo, 0, sizeof(mo));
-    if (nebula_migrate_status(ctl->driver, ctl->handle, &mo, &res, &err, ctl->pool) !=
-        APR_SUCCESS) {
-        ctl_error("%s", err);
-        return CTL_EXIT_ERROR;
-    }
-    if (res.from_version < ADMIN_SCHEMA_VERSION || res.pending > 0) {
-        ctl_error("the %s is at schema version %d with %d pending: run "
-                  "'nebulactl migrate' first",
-                  ctl->target_desc, res.from_version, res.pending);
-        return CTL_EXIT_ERROR;
-    }
-    return CTL_EXIT_OK;
+    return ctl_db_connect_current(ctl, ADMIN_SCHEMA_VERSION);
 }
 
 static int group_exists(ctl_t *ctl, const char *group)

@@ -1,9 +1,12 @@
 /* ctl_db.c: nebulactl's database connection, through apr_dbd exactly as the
  * modules reach it through mod_dbd (same drivers, same parameter strings). */
+#include <string.h>
+
 #include <apr_strings.h>
 
 #include "ctl.h"
 #include "nebula_dbd_dsn.h"
+#include "nebula_migrate.h"
 
 static int resolve_target(ctl_t *ctl)
 {
@@ -91,4 +94,65 @@ void ctl_db_close(ctl_t *ctl)
         apr_dbd_close(ctl->driver, ctl->handle);
         ctl->handle = NULL;
     }
+}
+
+int ctl_db_connect_current(ctl_t *ctl, int min_version)
+{
+    nebula_migrate_opts_t mo;
+    nebula_migrate_result_t res;
+    const char *err;
+    int code;
+
+    if ((code = ctl_db_connect(ctl)) != CTL_EXIT_OK) {
+        return code;
+    }
+    if (nebula_dbd_dialect_of(ctl->driver) == NEBULA_DBD_SQLITE) {
+        nebula_dbd_sqlite_init(ctl->driver, ctl->handle, 0, &err, ctl->pool);
+    }
+    memset(&mo, 0, sizeof(mo));
+    if (nebula_migrate_status(ctl->driver, ctl->handle, &mo, &res, &err, ctl->pool) !=
+        APR_SUCCESS) {
+        ctl_error("%s", err);
+        return CTL_EXIT_ERROR;
+    }
+    if (res.from_version < min_version || res.pending > 0) {
+        ctl_error("the %s is at schema version %d with %d pending: run "
+                  "'nebulactl migrate' first",
+                  ctl->target_desc, res.from_version, res.pending);
+        return CTL_EXIT_ERROR;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_db_pselect(ctl_t *ctl, const char *sql, int nargs, const char **args,
+                   nebula_dbd_rows_t *rows)
+{
+    apr_dbd_prepared_t *st = NULL;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row;
+    int i, j, n;
+
+    if (apr_dbd_prepare(ctl->driver, ctl->pool, ctl->handle, sql, NULL, &st) ||
+        apr_dbd_pselect(ctl->driver, ctl->pool, ctl->handle, &res, st, 1, nargs, args)) {
+        ctl_error("database: %s",
+                  nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, ctl->pool));
+        return CTL_EXIT_ERROR;
+    }
+    n = apr_dbd_num_tuples(ctl->driver, res);
+    rows->ncols = apr_dbd_num_cols(ctl->driver, res);
+    rows->nrows = 0;
+    rows->rows = apr_pcalloc(ctl->pool, sizeof(char **) * (n + 1));
+    for (i = 0; i < n; ++i) {
+        const char **out = apr_pcalloc(ctl->pool, sizeof(char *) * (rows->ncols + 1));
+        row = NULL;
+        if (apr_dbd_get_row(ctl->driver, ctl->pool, res, &row, i + 1) != 0) {
+            break;
+        }
+        for (j = 0; j < rows->ncols; ++j) {
+            const char *v = apr_dbd_get_entry(ctl->driver, row, j);
+            out[j] = v ? apr_pstrdup(ctl->pool, v) : NULL;
+        }
+        rows->rows[rows->nrows++] = out;
+    }
+    return CTL_EXIT_OK;
 }

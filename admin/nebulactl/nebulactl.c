@@ -40,6 +40,12 @@ static const char usage_text[] =
     "                   [--to MS] [--batch N]  write ledger rows to stdout in id\n"
     "                   order; --from/--to select by created_at (Unix ms, --to\n"
     "                   exclusive)\n"
+    "  import-newapi    --from DSN [--dry-run] [--crypto-secret-file F]\n"
+    "                   import a new-api/one-api database (MySQL, PostgreSQL,\n"
+    "                   SQLite: a DSN, new-api's SQL_DSN or a file path): users\n"
+    "                   and balances, tokens (still valid), channels, codes,\n"
+    "                   prices; one transaction, rerun-safe; --dry-run reports\n"
+    "                   and writes nothing. Needs CRYPTO_SECRET (docs/migration.md)\n"
     "  help             this text\n"
     "\n"
     "database (one of):\n"
@@ -233,6 +239,10 @@ static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
     }
     if (ctl_ledger_is_command(ctl->command)) {
         code = ctl_ledger_main(ctl, argc, argv);
+        return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+    }
+    if (ctl_import_is_command(ctl->command)) {
+        code = ctl_import_main(ctl, argc, argv);
         return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
     }
     if (strcmp(ctl->command, "migrate") != 0 &&

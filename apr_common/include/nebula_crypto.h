@@ -229,10 +229,15 @@ apr_status_t nebula_crypto_password_hash(apr_pool_t *p, const char *password,
 
 /**
  * Check @a password against an encoded argon2id hash (from our own store:
- * the encoded parameters are trusted, including its memory cost).
+ * the encoded parameters are trusted, including its memory cost), or a
+ * bcrypt hash imported from new-api / one-api (nebulactl import-newapi).
  * @return APR_SUCCESS if it matches, APR_EMISMATCH if not, APR_EINVAL if
- *         @a encoded is not an argon2id string, APR_EGENERAL otherwise
+ *         @a encoded is neither, APR_EGENERAL otherwise
  */
 apr_status_t nebula_crypto_password_verify(const char *encoded, const char *password);
+
+/** Whether @a encoded is a bcrypt hash ($2a$, $2b$, $2y$): one to replace
+ *  by an argon2id hash once its password was verified. */
+int nebula_crypto_password_legacy(const char *encoded);
 
 #endif /* NEBULA_CRYPTO_H */
