@@ -25,6 +25,9 @@
 struct nebula_crypto_keyring_t {
     int current;
     unsigned char *keys; /* NEBULA_CRYPTO_GCM_KEY_LEN bytes per version 1..current */
+    /* the keyring of the previous secret while it is being rotated out:
+     * nebula_crypto_open() tries it after this one; NULL when none */
+    const nebula_crypto_keyring_t *previous;
 };
 
 /* Mark the thread's OpenSSL error queue on entry, drop what we added on exit. */
@@ -366,6 +369,7 @@ nebula_crypto_keyring_t *nebula_crypto_keyring_create(apr_pool_t *p, const char 
     }
     kr = apr_palloc(p, sizeof(*kr));
     kr->current = current_version;
+    kr->previous = NULL;
     kr->keys = apr_pcalloc(p, (apr_size_t)current_version * NEBULA_CRYPTO_GCM_KEY_LEN);
     apr_pool_cleanup_register(p, kr, keyring_cleanup, apr_pool_cleanup_null);
     for (v = 1; v <= current_version; ++v) {
@@ -383,6 +387,12 @@ nebula_crypto_keyring_t *nebula_crypto_keyring_create(apr_pool_t *p, const char 
 int nebula_crypto_keyring_version(const nebula_crypto_keyring_t *kr)
 {
     return kr->current;
+}
+
+void nebula_crypto_keyring_set_previous(nebula_crypto_keyring_t *kr,
+                                        const nebula_crypto_keyring_t *previous)
+{
+    kr->previous = previous; /* one level: open_one() never follows its own */
 }
 
 apr_status_t nebula_crypto_seal(apr_pool_t *p, const nebula_crypto_keyring_t *kr,
@@ -439,9 +449,9 @@ static apr_status_t token_parse(const char *token, int *version, const char **bo
     return APR_SUCCESS;
 }
 
-apr_status_t nebula_crypto_open(apr_pool_t *p, const nebula_crypto_keyring_t *kr,
-                                const char *token, const void *aad, apr_size_t aadlen,
-                                char **plain, apr_size_t *len)
+static apr_status_t open_one(apr_pool_t *p, const nebula_crypto_keyring_t *kr,
+                             const char *token, const void *aad, apr_size_t aadlen,
+                             char **plain, apr_size_t *len)
 {
     const char *body;
     unsigned char *raw;
@@ -478,6 +488,21 @@ apr_status_t nebula_crypto_open(apr_pool_t *p, const nebula_crypto_keyring_t *kr
         *len = clen;
     }
     return APR_SUCCESS;
+}
+
+apr_status_t nebula_crypto_open(apr_pool_t *p, const nebula_crypto_keyring_t *kr,
+                                const char *token, const void *aad, apr_size_t aadlen,
+                                char **plain, apr_size_t *len)
+{
+    apr_status_t rv = open_one(p, kr, token, aad, aadlen, plain, len);
+
+    if ((rv == APR_EMISMATCH || rv == APR_ENOENT) && kr != NULL && kr->previous != NULL) {
+        apr_status_t prv = open_one(p, kr->previous, token, aad, aadlen, plain, len);
+
+        /* a token neither opens is reported as the current keyring saw it */
+        return prv == APR_SUCCESS ? APR_SUCCESS : rv;
+    }
+    return rv;
 }
 
 apr_status_t nebula_crypto_password_hash(apr_pool_t *p, const char *password,

@@ -215,6 +215,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
 
     merge_admin(&c->admin, &base->admin, &add->admin);
     c->crypto_secret = add->crypto_secret ? add->crypto_secret : base->crypto_secret;
+    c->crypto_previous = add->crypto_previous ? add->crypto_previous : base->crypto_previous;
     c->session_secret = add->session_secret ? add->session_secret : base->session_secret;
     c->admin_token = add->admin_token ? add->admin_token : base->admin_token;
     c->session_ttl = GET(add, base, session_ttl);
@@ -289,8 +290,52 @@ const char *relay_config_post_config(apr_pool_t *pconf, server_rec *s)
             if (c->keyring == NULL) {
                 return "NebulaCryptoSecret: cannot derive keys from it";
             }
+            if (c->crypto_previous != NULL) {
+                nebula_crypto_keyring_t *prev = nebula_crypto_keyring_create(
+                    pconf, c->crypto_previous, strlen(c->crypto_previous),
+                    RELAY_KEYRING_VERSION);
+
+                if (prev == NULL) {
+                    return "NebulaCryptoSecretPrevious: cannot derive keys from it";
+                }
+                nebula_crypto_keyring_set_previous(c->keyring, prev);
+            }
+        }
+        else if (c->crypto_previous && c->crypto_secret == NULL) {
+            return "NebulaCryptoSecretPrevious needs NebulaCryptoSecret (the new secret)";
         }
     }
+    return NULL;
+}
+
+/* NebulaCryptoSecretPrevious: like set_secret, but nothing, "" (an empty
+ * variable), "none" or an unset ${CRYPTO_SECRET_PREVIOUS} mean no previous
+ * secret, so that the line can stay in the configuration between
+ * rotations. */
+static const char *set_previous(cmd_parms *cmd, void *dc, const char *args)
+{
+    relay_srv_conf_t *c = relay_config_srv(cmd->server);
+    const char *arg = ap_getword_conf(cmd->pool, &args);
+
+    (void)dc;
+    if (*ap_getword_conf(cmd->pool, &args) != '\0') {
+        return apr_psprintf(cmd->pool, "%s takes one argument", cmd->cmd->name);
+    }
+    if (*arg == '\0' || strcasecmp(arg, "none") == 0 ||
+        strcmp(arg, "${CRYPTO_SECRET_PREVIOUS}") == 0) {
+        c->crypto_previous = NULL;
+        return NULL;
+    }
+    if (strlen(arg) < NEBULA_CRYPTO_SECRET_MIN_LEN) {
+        return apr_psprintf(cmd->pool, "%s: the secret must be at least %d characters "
+                            "(or empty: none)", cmd->cmd->name,
+                            NEBULA_CRYPTO_SECRET_MIN_LEN);
+    }
+    if (strchr(arg, '$') && strchr(arg, '{')) {
+        return apr_psprintf(cmd->pool, "%s: '${...}' was not substituted: is the "
+                            "environment variable set?", cmd->cmd->name);
+    }
+    c->crypto_previous = arg;
     return NULL;
 }
 
@@ -670,6 +715,10 @@ const command_rec relay_config_cmds[] = {
     AP_INIT_TAKE1("NebulaCryptoSecret", set_secret,
                   (void *)APR_OFFSETOF(relay_srv_conf_t, crypto_secret), RSRC_CONF,
                   "Master secret for upstream keys at rest (use ${CRYPTO_SECRET})"),
+    /* raw: an empty ${CRYPTO_SECRET_PREVIOUS} leaves no argument at all */
+    AP_INIT_RAW_ARGS("NebulaCryptoSecretPrevious", set_previous, NULL, RSRC_CONF,
+                     "The secret being rotated out: still opens stored keys (use "
+                     "${CRYPTO_SECRET_PREVIOUS}; empty or none: unset)"),
     AP_INIT_TAKE1("NebulaSessionSecret", set_secret,
                   (void *)APR_OFFSETOF(relay_srv_conf_t, session_secret), RSRC_CONF,
                   "Secret that signs admin session cookies (use ${SESSION_SECRET})"),

@@ -85,6 +85,8 @@ typedef struct relay_ssrf_allow_t relay_ssrf_allow_t;
 /** Per-server settings. Secrets come from ${ENV} substitution. */
 typedef struct {
     const char *crypto_secret;     /**< NebulaCryptoSecret: upstream keys at rest */
+    /** NebulaCryptoSecretPrevious: the secret being rotated out, or NULL */
+    const char *crypto_previous;
     const char *session_secret;    /**< NebulaSessionSecret: admin session cookies */
     const char *admin_token;       /**< NebulaAdminToken: bootstrap root token, or NULL */
     apr_interval_time_t session_ttl; /**< NebulaAdminSessionTTL */

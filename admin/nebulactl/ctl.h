@@ -60,10 +60,13 @@ int ctl_db_connect(ctl_t *ctl);
 /* ctl_db_connect(), then refuse (CTL_EXIT_ERROR, said on stderr) a database
  * below schema @a min_version or with migrations pending. */
 int ctl_db_connect_current(ctl_t *ctl, int min_version);
-/* A prepared SELECT with @a nargs string arguments, every row copied into
- * ctl->pool; CTL_EXIT_ERROR (said on stderr) if it fails. */
-int ctl_db_pselect(ctl_t *ctl, const char *sql, int nargs, const char **args,
-                   nebula_dbd_rows_t *rows);
+/* Prepared statements with @a nargs string arguments on ctl's connection:
+ * a SELECT's rows copied into @a p; an exec's changed rows in *nrows (if not
+ * NULL). CTL_EXIT_ERROR (said on stderr) if it fails. */
+int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
+               nebula_dbd_rows_t *rows);
+int ctl_exec(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
+             int *nrows);
 
 /* Close the connection, if open. */
 void ctl_db_close(ctl_t *ctl);
@@ -94,5 +97,19 @@ int ctl_ledger_main(ctl_t *ctl, int argc, const char *const *argv);
 int ctl_import_is_command(const char *command);
 /* An exit code, or -1 for --help. */
 int ctl_import_main(ctl_t *ctl, int argc, const char *const *argv);
+
+/* ctl_rotate.c: rotate-secret. */
+int ctl_rotate_main(ctl_t *ctl, int argc, const char *const *argv);
+/* The value of the environment variable @a var, named by option @a opt:
+ * set and at least NEBULA_CRYPTO_SECRET_MIN_LEN long. */
+int ctl_read_secret(ctl_t *ctl, const char *opt, const char *var, const char **out);
+
+/* ctl_backup.c: backup and restore (SQLite). */
+int ctl_backup_is_command(const char *command);
+int ctl_backup_main(ctl_t *ctl, int argc, const char *const *argv);
+
+/* ctl_export*.c: export and import of channels and policies as JSON. */
+int ctl_export_is_command(const char *command);
+int ctl_export_main(ctl_t *ctl, int argc, const char *const *argv);
 
 #endif /* NEBULACTL_CTL_H */

@@ -195,7 +195,7 @@ static int parse(ctl_t *ctl, admin_opts_t *o, int argc, const char *const *argv)
 static int q_select(ctl_t *ctl, const char *sql, int nargs, const char **args,
                     nebula_dbd_rows_t *rows)
 {
-    return ctl_db_pselect(ctl, sql, nargs, args, rows);
+    return ctl_select(ctl, ctl->pool, sql, nargs, args, rows);
 }
 
 /* INSERT ... (no ';'), returning the new id (RETURNING on PostgreSQL). */

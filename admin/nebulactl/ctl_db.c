@@ -124,35 +124,52 @@ int ctl_db_connect_current(ctl_t *ctl, int min_version)
     return CTL_EXIT_OK;
 }
 
-int ctl_db_pselect(ctl_t *ctl, const char *sql, int nargs, const char **args,
-                   nebula_dbd_rows_t *rows)
+int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
+               nebula_dbd_rows_t *rows)
 {
     apr_dbd_prepared_t *st = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row;
     int i, j, n;
 
-    if (apr_dbd_prepare(ctl->driver, ctl->pool, ctl->handle, sql, NULL, &st) ||
-        apr_dbd_pselect(ctl->driver, ctl->pool, ctl->handle, &res, st, 1, nargs, args)) {
-        ctl_error("database: %s",
-                  nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, ctl->pool));
+    if (apr_dbd_prepare(ctl->driver, p, ctl->handle, sql, NULL, &st) ||
+        apr_dbd_pselect(ctl->driver, p, ctl->handle, &res, st, 1, nargs, args)) {
+        ctl_error("database: %s", nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, p));
         return CTL_EXIT_ERROR;
     }
     n = apr_dbd_num_tuples(ctl->driver, res);
     rows->ncols = apr_dbd_num_cols(ctl->driver, res);
     rows->nrows = 0;
-    rows->rows = apr_pcalloc(ctl->pool, sizeof(char **) * (n + 1));
+    rows->rows = apr_pcalloc(p, sizeof(char **) * (n + 1));
     for (i = 0; i < n; ++i) {
-        const char **out = apr_pcalloc(ctl->pool, sizeof(char *) * (rows->ncols + 1));
+        const char **out = apr_pcalloc(p, sizeof(char *) * (rows->ncols + 1));
+
         row = NULL;
-        if (apr_dbd_get_row(ctl->driver, ctl->pool, res, &row, i + 1) != 0) {
+        if (apr_dbd_get_row(ctl->driver, p, res, &row, i + 1) != 0) {
             break;
         }
         for (j = 0; j < rows->ncols; ++j) {
             const char *v = apr_dbd_get_entry(ctl->driver, row, j);
-            out[j] = v ? apr_pstrdup(ctl->pool, v) : NULL;
+            out[j] = v ? apr_pstrdup(p, v) : NULL;
         }
         rows->rows[rows->nrows++] = out;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_exec(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
+             int *nrows)
+{
+    apr_dbd_prepared_t *st = NULL;
+    int n = 0;
+
+    if (apr_dbd_prepare(ctl->driver, p, ctl->handle, sql, NULL, &st) ||
+        apr_dbd_pquery(ctl->driver, p, ctl->handle, &n, st, nargs, args)) {
+        ctl_error("database: %s", nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, p));
+        return CTL_EXIT_ERROR;
+    }
+    if (nrows != NULL) {
+        *nrows = n;
     }
     return CTL_EXIT_OK;
 }

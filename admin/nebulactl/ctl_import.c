@@ -88,23 +88,12 @@ static int db_fail(imp_t *im, const char *what)
 int imp_select(imp_t *im, const char *sql, int nargs, const char **args,
                nebula_dbd_rows_t *rows)
 {
-    return ctl_db_pselect(im->ctl, sql, nargs, args, rows);
+    return ctl_select(im->ctl, im->ctl->pool, sql, nargs, args, rows);
 }
 
 int imp_exec(imp_t *im, const char *sql, int nargs, const char **args, int *affected)
 {
-    ctl_t *ctl = im->ctl;
-    apr_dbd_prepared_t *st = NULL;
-    int n = 0;
-
-    if (apr_dbd_prepare(ctl->driver, ctl->pool, ctl->handle, sql, NULL, &st) ||
-        apr_dbd_pquery(ctl->driver, ctl->pool, ctl->handle, &n, st, nargs, args)) {
-        return db_fail(im, "database");
-    }
-    if (affected) {
-        *affected = n;
-    }
-    return CTL_EXIT_OK;
+    return ctl_exec(im->ctl, im->ctl->pool, sql, nargs, args, affected);
 }
 
 int imp_insert(imp_t *im, const char *sql, int nargs, const char **args, apr_int64_t *id)

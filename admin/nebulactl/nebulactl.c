@@ -31,6 +31,22 @@ static const char usage_text[] =
     "                   and, with --random-password, the password\n"
     "  key-create       --username U [--name N] [--unlimited] [--quota N]\n"
     "                   [--group G]  create a client key for U and print it (once)\n"
+    "  create-admin     the same as user-create --role root (no --role)\n"
+    "  create-key       the same as key-create\n"
+    "  rotate-secret    --old-secret-env VAR --new-secret-env VAR [--dry-run]\n"
+    "                   [--batch N (200)]  re-encrypt every stored secret (channel\n"
+    "                   keys, voucher codes) from the old CRYPTO_SECRET to the new;\n"
+    "                   values already under the new one are skipped (exit 1 when\n"
+    "                   some open under neither)\n"
+    "  backup           --to FILE  an online, consistent copy of a SQLite database\n"
+    "                   (VACUUM INTO, integrity-checked, fsynced, renamed into place)\n"
+    "  restore          --from FILE [--force]  replace a SQLite database by a backup\n"
+    "                   (checked first; the old file stays as DB.bak); stop the\n"
+    "                   gateway first (--force: even though the file is open)\n"
+    "  export           [--what channels,policies] [--with-keys]  write channels\n"
+    "                   and policies to stdout as one JSON document\n"
+    "  import           --file F [--dry-run] [--prune] [--allow-private]  apply an\n"
+    "                   export by name (create or update; --prune deletes the rest)\n"
     "  verify-ledger    [--account N] [--json] [--batch N]\n"
     "                   check every account's ledger (or one): the hash chain,\n"
     "                   seq continuity, balances, the ledger head and the held\n"
@@ -223,6 +239,29 @@ static int parse_args(ctl_t *ctl, int argc, const char *const *argv)
     return code != CTL_EXIT_OK ? code : ctl_dsn_settle(ctl);
 }
 
+/* create-admin (user-create --role root) and create-key (key-create), the
+ * names issue 11 gives them. */
+static int alias(ctl_t *ctl, int argc, const char *const *argv)
+{
+    int admin = strcmp(argv[1], "create-admin") == 0, i, n = 0, code;
+    const char **args = apr_pcalloc(ctl->pool, sizeof(char *) * (argc + 3));
+
+    for (i = 0; i < argc; ++i) {
+        if (admin && i >= 2 && strncmp(argv[i], "--role", 6) == 0) {
+            ctl_error("create-admin makes a root user: it takes no --role (use "
+                      "user-create)");
+            return CTL_EXIT_USAGE;
+        }
+        args[n++] = i == 1 ? (admin ? "user-create" : "key-create") : argv[i];
+        if (i == 1 && admin) {
+            args[n++] = "--role";
+            args[n++] = "root";
+        }
+    }
+    code = ctl_admin_main(ctl, n, args);
+    return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+}
+
 static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
 {
     int code;
@@ -233,6 +272,21 @@ static int dispatch(ctl_t *ctl, int argc, const char *const *argv)
         return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
     }
     ctl->command = argv[1];
+    if (strcmp(ctl->command, "create-admin") == 0 || strcmp(ctl->command, "create-key") == 0) {
+        return alias(ctl, argc, argv);
+    }
+    if (ctl_backup_is_command(ctl->command)) {
+        code = ctl_backup_main(ctl, argc, argv);
+        return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+    }
+    if (ctl_export_is_command(ctl->command)) {
+        code = ctl_export_main(ctl, argc, argv);
+        return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+    }
+    if (strcmp(ctl->command, "rotate-secret") == 0) {
+        code = ctl_rotate_main(ctl, argc, argv);
+        return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;
+    }
     if (ctl_admin_is_command(ctl->command)) {
         code = ctl_admin_main(ctl, argc, argv);
         return code == -1 ? (fputs(usage_text, stdout), CTL_EXIT_OK) : code;

@@ -188,6 +188,17 @@ nebula_crypto_keyring_t *nebula_crypto_keyring_create(apr_pool_t *p, const char 
 int nebula_crypto_keyring_version(const nebula_crypto_keyring_t *kr);
 
 /**
+ * Let @a kr also open tokens sealed under @a previous (the keyring of the
+ * secret being rotated out, CRYPTO_SECRET_PREVIOUS): nebula_crypto_open()
+ * tries @a kr first, then @a previous; seals always use @a kr. Tokens carry
+ * no secret id, so which one opens a token is found by trying (the GCM tag
+ * tells). Set it before sharing @a kr between threads; NULL removes it.
+ * @a previous must live as long as @a kr.
+ */
+void nebula_crypto_keyring_set_previous(nebula_crypto_keyring_t *kr,
+                                        const nebula_crypto_keyring_t *previous);
+
+/**
  * Encrypt and authenticate @a plain, binding @a aad (e.g. the row id and
  * column name, so a sealed value cannot be moved elsewhere). The token is
  * "nbk<version>:<base64url(nonce[12] || ciphertext || tag[16])>", with a
@@ -209,7 +220,8 @@ apr_status_t nebula_crypto_seal(apr_pool_t *p, const nebula_crypto_keyring_t *kr
  *         short);
  *         APR_ENOENT: version 0 or above the keyring's current version;
  *         APR_EMISMATCH: authentication failed (wrong AAD, wrong secret,
- *         any bit of nonce, ciphertext or tag changed);
+ *         any bit of nonce, ciphertext or tag changed), under the previous
+ *         keyring too when one is set;
  *         APR_EGENERAL: OpenSSL failure
  */
 apr_status_t nebula_crypto_open(apr_pool_t *p, const nebula_crypto_keyring_t *kr,

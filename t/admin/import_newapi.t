@@ -12,8 +12,6 @@
 use strict;
 use warnings;
 use Apache::Test qw(-withtestmore);
-use IPC::Open3 qw(open3);
-use Symbol qw(gensym);
 use File::Temp qw(tempdir);
 use JSON::PP qw(decode_json);
 use FindBin;
@@ -27,16 +25,7 @@ $ENV{CRYPTO_SECRET} = 'nebula-test-crypto-secret-0123456789abcdef';
 my $ctl = $ENV{NEBULA_CTL} || top_dir() . '/admin/nebulactl/nebulactl';
 my @db = ('--driver', $ENV{NEBULA_TEST_DBD_DRIVER}, '--params', $ENV{NEBULA_TEST_DBD_PARAMS});
 
-sub ctl {
-    my (@args) = @_;
-    my $err = gensym;
-    my $pid = open3(my $in, my $out, $err, $ctl, @args);
-    close $in;
-    my $o = do { local $/; <$out> } // '';
-    my $e = do { local $/; <$err> } // '';
-    waitpid($pid, 0);
-    return ($? >> 8, $o, $e);
-}
+sub ctl { return NebulaTest::run_cmd3($ctl, @_) }
 
 # "kind: source=N imported=N ..." lines of a report as { kind => [numbers] }
 sub counts {

@@ -14,8 +14,6 @@ use Digest::SHA qw(sha256_hex);
 use JSON::PP qw(decode_json encode_json);
 use LWP::UserAgent;
 use HTTP::Request;
-use IPC::Open3 qw(open3);
-use Symbol qw(gensym);
 use Time::HiRes qw(sleep);
 use FindBin;
 use lib "$FindBin::Bin";
@@ -32,16 +30,7 @@ my @db = ('--driver', $driver, '--params', $ENV{NEBULA_TEST_DBD_PARAMS});
 my $GENESIS = '0' x 64;
 
 # (exit code, stdout, stderr) of nebulactl with @args
-sub ctl {
-    my (@args) = @_;
-    my $err = gensym;
-    my $pid = open3(my $in, my $out, $err, $ctl, @args);
-    close $in;
-    my $o = do { local $/; <$out> } // '';
-    my $e = do { local $/; <$err> } // '';
-    waitpid($pid, 0);
-    return ($? >> 8, $o, $e);
-}
+sub ctl { return NebulaTest::run_cmd3($ctl, @_) }
 
 sub verify { return ctl('verify-ledger', @_, @db) }
 

@@ -8,7 +8,7 @@ use File::Spec;
 use IO::Socket::INET;
 use Time::HiRes qw(time);
 use JSON::PP ();
-our @EXPORT_OK = qw(top_dir libexecdir httpd_bin run_cmd timed_sse_post sse_events);
+our @EXPORT_OK = qw(top_dir libexecdir httpd_bin run_cmd run_cmd3 timed_sse_post sse_events);
 
 # The repository root (t/..).
 sub top_dir {
@@ -31,6 +31,20 @@ sub run_cmd {
     my $out = do { local $/; <$fh> } // '';
     close $fh;
     return ($? >> 8, $out);
+}
+
+# Run a command (no shell; stdin closed); returns (exit code, stdout, stderr).
+sub run_cmd3 {
+    my @cmd = @_;
+    require IPC::Open3;
+    require Symbol;
+    my $err = Symbol::gensym();
+    my $pid = IPC::Open3::open3(my $in, my $out, $err, @cmd);
+    close $in;
+    my $o = do { local $/; <$out> } // '';
+    my $e = do { local $/; <$err> } // '';
+    waitpid($pid, 0);
+    return ($? >> 8, $o, $e);
 }
 
 # POST $body to http://$hostport$path over a raw socket and read the response

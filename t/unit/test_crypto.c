@@ -523,6 +523,53 @@ START_TEST(argon2id_passwords)
 }
 END_TEST
 
+/* CRYPTO_SECRET rotation: a keyring opens what the previous secret sealed
+ * only while that one is set as its previous; it always seals as itself. */
+START_TEST(keyring_previous)
+{
+    nebula_crypto_keyring_t *old = keyring("old-secret-0123456789abcdef0123456789", 1);
+    nebula_crypto_keyring_t *cur = keyring("new-secret-0123456789abcdef0123456789", 1);
+    const char *t_old, *t_new;
+    char *plain = NULL;
+    apr_size_t len = 0;
+
+    ck_assert_int_eq(nebula_crypto_seal(unit_pool, old, "sk-up", 5, "channel:1", 9, &t_old),
+                     APR_SUCCESS);
+    ck_assert_int_eq(nebula_crypto_open(unit_pool, cur, t_old, "channel:1", 9, &plain, &len),
+                     APR_EMISMATCH);
+    nebula_crypto_keyring_set_previous(cur, old);
+    ck_assert_int_eq(nebula_crypto_open(unit_pool, cur, t_old, "channel:1", 9, &plain, &len),
+                     APR_SUCCESS);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_int_eq(memcmp(plain, "sk-up", 5), 0);
+    /* the AAD still binds under the previous secret */
+    ck_assert_int_eq(nebula_crypto_open(unit_pool, cur, t_old, "channel:2", 9, &plain, &len),
+                     APR_EMISMATCH);
+    /* seals are the current secret's: the old one alone cannot open them */
+    ck_assert_int_eq(nebula_crypto_seal(unit_pool, cur, "sk-up", 5, "channel:1", 9, &t_new),
+                     APR_SUCCESS);
+    ck_assert_int_eq(nebula_crypto_open(unit_pool, old, t_new, "channel:1", 9, &plain, &len),
+                     APR_EMISMATCH);
+    nebula_crypto_keyring_set_previous(cur, NULL);
+    ck_assert_int_eq(nebula_crypto_open(unit_pool, cur, t_old, "channel:1", 9, &plain, &len),
+                     APR_EMISMATCH);
+}
+END_TEST
+
+/* new-api's bcrypt hashes ($2a$, cost 10) verify; other strings do not. */
+START_TEST(bcrypt_passwords)
+{
+    static const char h[] = "$2a$10$C49nu6mr5oQpmhfWefxRNepEq2PV2iruus0.Qn5I5/K1iO2eytNuC";
+
+    ck_assert(nebula_crypto_password_legacy(h));
+    ck_assert(!nebula_crypto_password_legacy("$argon2id$v=19$m=65536,t=3,p=1$x$y"));
+    ck_assert(!nebula_crypto_password_legacy(NULL));
+    ck_assert_int_eq(nebula_crypto_password_verify(h, "alice-old-password"), APR_SUCCESS);
+    ck_assert_int_eq(nebula_crypto_password_verify(h, "alice-old-passwore"), APR_EMISMATCH);
+    ck_assert_int_eq(nebula_crypto_password_verify("$2a$10$short", "a"), APR_EINVAL);
+}
+END_TEST
+
 Suite *unit_crypto_suite(void)
 {
     Suite *s = suite_create("crypto");
@@ -543,11 +590,13 @@ Suite *unit_crypto_suite(void)
     tcase_add_test(tc, tokens);
     tcase_add_test(tc, base64url);
     tcase_add_test(tc, random_bytes_differ);
+    tcase_add_test(tc, keyring_previous);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(slow, unit_pool_setup, unit_pool_teardown);
     tcase_set_timeout(slow, 120);
     tcase_add_test(slow, argon2id_passwords);
+    tcase_add_test(slow, bcrypt_passwords);
     suite_add_tcase(s, slow);
     return s;
 }
