@@ -143,6 +143,11 @@ static void relay_register_hooks(apr_pool_t *p)
     ap_hook_handler(relay_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(relay_admin_handler, NULL, NULL, APR_HOOK_MIDDLE); /* NebulaAdmin */
     relay_status_register();
+    /* the other operations views: /metrics, /healthz, /readyz, traces */
+    relay_metrics_register();
+    relay_metrics_http_register();
+    relay_metrics_log_register();
+    relay_trace_register();
     APR_REGISTER_OPTIONAL_FN(nebula_relay_generation);
 }
 

@@ -233,6 +233,7 @@ void *relay_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     /* a virtual host's own list replaces the main server's (none: empty) */
     c->upstream_allow = add->upstream_allow ? add->upstream_allow : base->upstream_allow;
     c->json_max_depth = GET(add, base, json_max_depth);
+    c->metrics = relay_metrics_merge(p, base->metrics, add->metrics);
     merge_pay(c, base, add);
     return c;
 }
@@ -777,6 +778,7 @@ const command_rec relay_config_cmds[] = {
                     "may reach although internal; * turns the SSRF check off; none "
                     "(default) allows nothing"),
     RELAY_HEALTH_COMMANDS,
+    RELAY_METRICS_COMMANDS,
     AP_INIT_TAKE1("NebulaTopupRate", set_topup_rate, NULL, RSRC_CONF,
                   "Quota units credited per currency unit paid (default 500000)"),
     AP_INIT_TAKE1("NebulaTopupMin", set_topup_money, PAY_OFF(min_minor), RSRC_CONF,

@@ -85,6 +85,7 @@ void relay_log_request(relay_ctx_t *ctx)
     relay_log_settle(ctx);
     set_env(ctx);
     log_record(ctx, now, &log);
+    relay_metrics_request(ctx, now);
     ap_run_nebula_gov_done(r, &log); /* limits count what was used */
     if (!ctx->logged && relay_logq_put(r->server, &log)) {
         ctx->logged = 1; /* the writer thread will (relay_logq.c) */

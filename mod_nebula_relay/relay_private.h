@@ -81,6 +81,8 @@ typedef struct {
 /** NebulaUpstreamAllow: the ranges and host names exempt from the SSRF
  *  check, or "*" (relay_ssrf.c). */
 typedef struct relay_ssrf_allow_t relay_ssrf_allow_t;
+/** NebulaMetricsAllow, NebulaMetricsToken (relay_metrics_http.c). */
+typedef struct relay_metrics_conf_t relay_metrics_conf_t;
 
 /** Per-server settings. Secrets come from ${ENV} substitution. */
 typedef struct {
@@ -116,6 +118,7 @@ typedef struct {
      *  the main server's list unless it sets its own) */
     relay_ssrf_allow_t *upstream_allow;
     relay_pay_conf_t pay;          /**< top-up by payment */
+    relay_metrics_conf_t *metrics; /**< who may read /metrics; NULL: unset */
     admin_auth_conf_t admin;       /**< admin sign-in (relay_admin.h) */
 } relay_srv_conf_t;
 
@@ -202,8 +205,58 @@ void relay_overhead_wait_end(request_rec *r, apr_time_t since);
 /** With NebulaOverheadHeader On: x-nebula-overhead-us, the own time so far,
  *  into the response headers (call just before the head goes out). */
 void relay_overhead_header(request_rec *r);
-/* relay_status.c: the mod_status section (register_hooks). */
+/* relay_status.c: the mod_status section, and the hooks of the metrics
+ * and tracing files below (register_hooks). */
 void relay_status_register(void);
+
+/* relay_metrics.c, relay_metrics_http.c: /metrics, /healthz, /readyz
+ * (docs/observability.md) */
+#define RELAY_METRICS_DEFAULT_SERIES 2048
+const char *relay_metrics_set_series(cmd_parms *cmd, void *dc, const char *arg);
+const char *relay_metrics_set_allow(cmd_parms *cmd, void *dc, const char *arg);
+const char *relay_metrics_set_token(cmd_parms *cmd, void *dc, const char *arg);
+relay_metrics_conf_t *relay_metrics_merge(apr_pool_t *p, relay_metrics_conf_t *base,
+                                          relay_metrics_conf_t *add);
+#define RELAY_METRICS_COMMANDS                                                         \
+    AP_INIT_TAKE1("NebulaMetricsSeries", relay_metrics_set_series, NULL, RSRC_CONF,     \
+                  "Series (model, channel, status class) /metrics keeps (default "      \
+                  "2048, 16..1048576; main server only)"),                               \
+    AP_INIT_ITERATE("NebulaMetricsAllow", relay_metrics_set_allow, NULL, RSRC_CONF,     \
+                    "Addresses and ranges that may read /metrics, or none (default "    \
+                    "127.0.0.0/8 ::1)"),                                                 \
+    AP_INIT_TAKE1("NebulaMetricsToken", relay_metrics_set_token, NULL, RSRC_CONF,       \
+                  "A bearer token that may read /metrics from anywhere (default none)")
+/** Hooks of relay_metrics.c (shared memory) and relay_metrics_http.c
+ *  (the handlers nebula-metrics, nebula-healthz, nebula-readyz). */
+void relay_metrics_register(void);
+void relay_metrics_http_register(void);
+/** relay_metrics_log.c: the JSON-safe notes of conf/logformat-json.conf. */
+void relay_metrics_log_register(void);
+/** The note nebula-model: @a model as the log recipe shows it. */
+void relay_metrics_log_model(request_rec *r, const char *model);
+/** Totals of the request metrics, for mod_status. */
+typedef struct {
+    apr_uint64_t errors;            /**< requests answered 400-599 */
+    apr_uint64_t prompt_tokens;
+    apr_uint64_t completion_tokens;
+    apr_uint64_t cost;              /**< quota units */
+    int series;                     /**< series in use */
+} relay_metrics_totals_t;
+void relay_metrics_totals(relay_metrics_totals_t *t);
+/** The request metric families (text format) into the response. */
+void relay_metrics_write_requests(request_rec *r);
+
+/* relay_trace.c: W3C trace context (docs/observability.md "Tracing") */
+/** The post_read_request hook that takes or starts every request's trace. */
+void relay_trace_register(void);
+/** Parse a traceparent header: 1 when valid (version 00), ids copied. */
+int relay_trace_parse(const char *h, char trace_id[33], char parent_id[17], char flags[3]);
+/** The trace id of @a r (32 hex; the note nebula-trace-id). */
+const char *relay_trace_id(request_rec *r);
+/** The traceparent (and tracestate) header lines of an upstream request. */
+void relay_trace_headers(request_rec *r, apr_bucket_brigade *bb);
+/** Whether @a name is a trace header (never copied from a table upstream). */
+int relay_trace_header_name(const char *name);
 
 /* relay_ssrf.c: which upstream URLs and addresses the gateway may connect
  * to (SSRF protection; docs/design-notes.md "SSRF"). */
@@ -658,6 +711,8 @@ int relay_logq_put(server_rec *s, const nebula_reqlog_t *log);
 /* relay_log.c */
 /** One request-log row, env vars for mod_log_config; at the end of a request. */
 void relay_log_request(relay_ctx_t *ctx);
+/** Count the request in the host-wide metrics (relay_metrics.c). */
+void relay_metrics_request(relay_ctx_t *ctx, apr_time_t now);
 /** Settle (or release) the hold now, once: called before the last bytes of
  *  a complete answer are written, so that a client that reads its balance
  *  after the answer sees the charge (and its next request the freed hold). */

@@ -3,7 +3,8 @@
  * the retry budget, the gateway's own time per
  * request (count, sum, p50 and p99 in µs: docs/overhead.md), and the health
  * of every channel the shared table tracks (breaker state, failures,
- * averages). */
+ * averages), and the totals of the request metrics (relay_metrics.c:
+ * errors, tokens, cost, series in use). */
 #include <apr_strings.h>
 #include <apr_optional.h>
 #include <http_protocol.h>
@@ -21,12 +22,18 @@ static int relay_status_hook(request_rec *r, int flags)
 {
     apr_array_header_t *slots = relay_health_snapshot(r->pool);
     relay_stats_t st;
+    relay_metrics_totals_t mt;
     apr_uint64_t retries, refused;
     int i;
 
     relay_stats_read(&st);
     relay_budget_read(&retries, &refused);
+    relay_metrics_totals(&mt);
     if (flags & AP_STATUS_SHORT) {
+        ap_rprintf(r, "NebulaErrors: %" APR_UINT64_T_FMT "\nNebulaPromptTokens: %"
+                      APR_UINT64_T_FMT "\nNebulaCompletionTokens: %" APR_UINT64_T_FMT
+                      "\nNebulaCost: %" APR_UINT64_T_FMT "\nNebulaMetricsSeries: %d\n",
+                   mt.errors, mt.prompt_tokens, mt.completion_tokens, mt.cost, mt.series);
         ap_rprintf(r, "NebulaRetries: %" APR_UINT64_T_FMT "\nNebulaRetriesRefused: %"
                       APR_UINT64_T_FMT "\n", retries, refused);
         ap_rprintf(r, "NebulaRequests: %" APR_UINT64_T_FMT "\nNebulaStreamsOpen: %u\n"
@@ -47,6 +54,11 @@ static int relay_status_hook(request_rec *r, int flags)
                st.overhead_us_p50, st.overhead_us_p99);
     ap_rprintf(r, "<dl><dt>retries: %" APR_UINT64_T_FMT " made, %" APR_UINT64_T_FMT
                   " refused by the retry budget</dt></dl>\n", retries, refused);
+    ap_rprintf(r, "<dl><dt>errors (4xx, 5xx): %" APR_UINT64_T_FMT "</dt><dt>tokens: %"
+                  APR_UINT64_T_FMT " prompt, %" APR_UINT64_T_FMT " completion</dt><dt>"
+                  "cost: %" APR_UINT64_T_FMT " quota units</dt><dt>metric series: %d "
+                  "(/metrics)</dt></dl>\n",
+               mt.errors, mt.prompt_tokens, mt.completion_tokens, mt.cost, mt.series);
     ap_rputs("<table border=\"0\"><tr><th>channel</th><th>key</th><th>breaker</th>"
              "<th>consecutive failures</th><th>recent definitive</th><th>success</th>"
              "<th>latency ms</th><th>requests</th><th>failures</th></tr>\n", r);

@@ -295,7 +295,7 @@ static int hop_by_hop(const char *name)
 
 static int add_header(void *bb, const char *key, const char *val)
 {
-    if (!hop_by_hop(key)) {
+    if (!hop_by_hop(key) && !relay_trace_header_name(key)) {
         apr_brigade_printf(bb, NULL, NULL, "%s: %s\r\n", key, val);
     }
     return 1;
@@ -311,6 +311,7 @@ int relay_upstream_send(relay_upstream_t *up, const char *method, const char *pa
                        path ? path : up->target, up->host);
     apr_brigade_puts(bb, NULL, NULL, "\r\n");
     apr_table_do(add_header, bb, headers, NULL);
+    relay_trace_headers(up->r, bb); /* the client's own are replaced */
     apr_brigade_printf(bb, NULL, NULL, "Content-Length: %" APR_SIZE_T_FMT "\r\n\r\n",
                        len);
     if (len > 0) {
@@ -508,6 +509,7 @@ int relay_upstream_send_upgrade(relay_upstream_t *up, const char *protocol,
                        "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n",
                        up->target, up->host, protocol);
     apr_table_do(add_header, bb, headers, NULL);
+    relay_trace_headers(up->r, bb);
     apr_brigade_puts(bb, NULL, NULL, "\r\n");
     if (ap_proxy_pass_brigade(c->bucket_alloc, up->r, up->backend, c, bb, 1) != OK) {
         up->backend->close = 1;

@@ -448,6 +448,12 @@ check('delete channel', 'DELETE', "/api/channels/$cid", 204);
 check('delete key', 'DELETE', "/api/keys/$kid", 204);
 check('delete group', 'DELETE', "/api/groups/$g", 204);
 
+# ---- the operations endpoints (docs/observability.md) ----
+check('metrics', 'GET', '/metrics', 200, token => undef);
+check('healthz', 'GET', '/healthz', 200, token => undef);
+check('readyz', 'GET', '/readyz', 200, token => undef);
+check('metrics by POST', 'POST', '/metrics', 405, token => undef, body => {});
+
 # ---- every operation answered -------------------------------------------------------
 my @all = map { spec_template_key($_->{method}, $_->{path}) } spec_operations();
 my @missing = sort grep { !$covered{$_} && !$SKIP{$_} } @all;

@@ -64,6 +64,9 @@ my %op;
 for my $o (spec_operations($spec)) {
     $op{ spec_template_key($o->{method}, $o->{path}) } = $o;
 }
+# the operations endpoints are handlers (SetHandler nebula-metrics ...), not
+# routes of the admin API's tables
+delete @op{'GET /metrics', 'GET /healthz', 'GET /readyz'};
 my @no_spec = sort grep { !$op{$_} } keys %route;
 my @no_route = sort grep { !$route{$_} } keys %op;
 is_deeply(\@no_spec, [], 'every route of the code is in docs/admin-api.yaml')
