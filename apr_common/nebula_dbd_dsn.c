@@ -323,6 +323,12 @@ static apr_status_t build_mysql(const url_t *u, int go_form, nebula_dbd_dsn_t *o
         const kv_t *kv = &APR_ARRAY_IDX(u->query, j, kv_t);
         const char *key = mysql_query_key(kv->key);
 
+        if (key == NULL && go_form && !strcmp(kv->key, "tls") && strcmp(kv->value, "false")) {
+            return fail(errmsg, pool,
+                        "tls=%s: apr_dbd_mysql connects without TLS (use tls=false, "
+                        "or a TLS tunnel to the server)",
+                        kv->value);
+        }
         if (key == NULL && go_form) {
             continue; /* Go driver options (parseTime, charset, loc...) */
         }
@@ -406,6 +412,24 @@ static apr_status_t parse_go_mysql(const char *dsn, url_t *u, const char **errms
 
 /* ---- entry point ------------------------------------------------------------ */
 
+/* The Go form with its address, or NULL when dsn is not that form:
+ * user:pass@/db (no address) is the Go driver's TCP to 127.0.0.1:3306, not
+ * the client library's default socket. */
+static const char *go_mysql_form(const char *dsn, apr_pool_t *pool)
+{
+    const char *at = strstr(dsn, "@/");
+
+    if (strstr(dsn, "://") != NULL) {
+        return NULL;
+    }
+    if (strstr(dsn, "tcp(") || strstr(dsn, "unix(")) {
+        return dsn;
+    }
+    return at ? apr_pstrcat(pool, apr_pstrmemdup(pool, dsn, at + 1 - dsn),
+                            "tcp(127.0.0.1:3306)", at + 1, NULL)
+              : NULL;
+}
+
 static apr_status_t parse_sqlite(const char *path, nebula_dbd_dsn_t *out,
                                  const char **errmsg, apr_pool_t *pool)
 {
@@ -431,6 +455,7 @@ apr_status_t nebula_dbd_dsn_parse(const char *dsn, nebula_dbd_dsn_t *out,
 {
     url_t u;
     apr_status_t rv;
+    const char *go;
     int pg;
 
     memset(out, 0, sizeof(*out));
@@ -450,10 +475,9 @@ apr_status_t nebula_dbd_dsn_parse(const char *dsn, nebula_dbd_dsn_t *out,
                     : build_mysql(&u, 0, out, errmsg, pool);
         }
     }
-    else if (strstr(dsn, "://") == NULL &&
-             (strstr(dsn, "tcp(") || strstr(dsn, "unix("))) {
+    else if ((go = go_mysql_form(dsn, pool)) != NULL) {
         u.query = apr_array_make(pool, 1, sizeof(kv_t));
-        rv = parse_go_mysql(dsn, &u, errmsg, pool);
+        rv = parse_go_mysql(go, &u, errmsg, pool);
         if (rv == APR_SUCCESS) {
             rv = build_mysql(&u, 1, out, errmsg, pool);
         }

@@ -174,6 +174,20 @@ START_TEST(go_mysql_forms)
                      "flags=CLIENT_FOUND_ROWS");
     ck_assert_str_eq(parse_ok("tcp(db:3306)/gw").params,
                      "host=db port=3306 dbname=gw reconnect=0 flags=CLIENT_FOUND_ROWS");
+    /* new-api's full form; no address: the Go driver's 127.0.0.1:3306 */
+    ck_assert_str_eq(parse_ok("root:pw@tcp(db:3306)/oneapi?charset=utf8mb4&"
+                              "parseTime=True&loc=Local")
+                         .params,
+                     "host=db port=3306 user=root pass=pw dbname=oneapi reconnect=0 "
+                     "flags=CLIENT_FOUND_ROWS");
+    d = parse_ok("root:pw@/oneapi?parseTime=true");
+    ck_assert_str_eq(d.params, "host=127.0.0.1 port=3306 user=root pass=pw dbname=oneapi "
+                               "reconnect=0 flags=CLIENT_FOUND_ROWS");
+    ck_assert_str_eq(d.redacted, "root:***@/oneapi?parseTime=true");
+    ck_assert_str_eq(parse_ok("u:p@tcp(db)/x?tls=false").params,
+                     "host=db user=u pass=p dbname=x reconnect=0 flags=CLIENT_FOUND_ROWS");
+    parse_err("u:p@tcp(db)/x?tls=true");
+    parse_err("u:p@tcp(db)/x?tls=skip-verify");
     parse_err("root:pw@tcp(localhost:3306/gw");
     parse_err("root:pwtcp(localhost:3306)/gw");
 }
