@@ -77,6 +77,9 @@ nebula_ap_db_state_e nebula_ap_db_ensure(apr_pool_t *pchild, server_rec *s,
 /** Register for mod_dbd's post_connect (SQLite per-connection settings);
  *  call from each module's register_hooks. */
 void nebula_ap_db_register_hooks(void);
+/* The host-wide database borrow counters (nebula_ap_db_stats()): their
+ * shared memory, made in post_config. */
+void nebula_ap_db_stats_register(void);
 
 /**
  * In child_init, after nebula_ap_db_ensure(): joins this module's SQLite

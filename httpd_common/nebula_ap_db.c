@@ -39,12 +39,14 @@
  * between processes, as before. */
 #include <apr_atomic.h>
 #include <apr_optional.h>
+#include <apr_shm.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <apr_dbd.h>
 #include <apr_lib.h>
 #include <mod_dbd.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <pthread.h>
 #include <errno.h>
@@ -202,6 +204,54 @@ void nebula_ap_db_writer_attach(apr_pool_t *pchild, server_rec *s)
 
 static apr_uint32_t db_down_until;   /* apr_time_sec(): try once before */
 
+/* The host's borrow counters: one segment per generation of the
+ * configuration, created by the first module's post_config in the parent
+ * (found by the others through pconf's userdata) and inherited by every
+ * child; atomics, no lock. Before that (or without shared memory) a
+ * process-local one counts. */
+#define STATS_KEY "nebula:db-stats"
+static nebula_ap_db_stats_t local_stats;
+static nebula_ap_db_stats_t *stats = &local_stats;
+
+static int db_stats_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                server_rec *s)
+{
+    void *v = NULL;
+    apr_shm_t *shm;
+
+    (void)plog;
+    (void)ptemp;
+    apr_pool_userdata_get(&v, STATS_KEY, pconf);
+    if (v == NULL) {
+        if (apr_shm_create(&shm, sizeof(nebula_ap_db_stats_t), NULL, pconf) == APR_SUCCESS) {
+            v = apr_shm_baseaddr_get(shm);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "NEB00015: no shared memory for the database borrow counters: "
+                         "each process counts its own");
+            v = apr_palloc(pconf, sizeof(nebula_ap_db_stats_t));
+        }
+        memset(v, 0, sizeof(nebula_ap_db_stats_t));
+        apr_pool_userdata_setn(v, STATS_KEY, NULL, pconf);
+    }
+    stats = v;
+    return OK;
+}
+
+void nebula_ap_db_stats_register(void)
+{
+    ap_hook_post_config(db_stats_post_config, NULL, NULL, APR_HOOK_REALLY_FIRST);
+}
+
+void nebula_ap_db_stats(nebula_ap_db_stats_t *out)
+{
+    out->borrowed = apr_atomic_read32(&stats->borrowed);
+    out->borrows = __atomic_load_n(&stats->borrows, __ATOMIC_RELAXED);
+    out->failures = __atomic_load_n(&stats->failures, __ATOMIC_RELAXED);
+    out->nested = __atomic_load_n(&stats->nested, __ATOMIC_RELAXED);
+}
+
 static apr_status_t db_cleanup(void *data)
 {
     nebula_ap_db_close(data);
@@ -253,8 +303,11 @@ nebula_ap_db_t *nebula_ap_db_open_at(apr_pool_t *p, server_rec *s, const char *a
     ap_dbd_t *dbd = db_borrow(p, s);
 
     if (dbd == NULL) {
+        __atomic_fetch_add(&stats->failures, 1, __ATOMIC_RELAXED);
         return NULL;
     }
+    apr_atomic_inc32(&stats->borrowed);
+    __atomic_fetch_add(&stats->borrows, 1, __ATOMIC_RELAXED);
     db = apr_pcalloc(p, sizeof(*db));
     db->pool = p;
     db->s = s;
@@ -266,6 +319,7 @@ nebula_ap_db_t *nebula_ap_db_open_at(apr_pool_t *p, server_rec *s, const char *a
             db->held->outer = at;
         }
         else {
+            __atomic_fetch_add(&stats->nested, 1, __ATOMIC_RELAXED);
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "NEB00014: %s borrowed a second database connection while "
                          "its thread holds one (borrowed at %s): threads doing so "
@@ -298,7 +352,9 @@ static int db_reborrow(nebula_ap_db_t *db)
         dbd_close(db->s, db->dbd);
     }
     db->dbd = db_borrow(db->pool, db->s);
-    if (db->dbd == NULL) {
+    if (db->dbd == NULL) { /* the one given back is not replaced */
+        apr_atomic_dec32(&stats->borrowed);
+        __atomic_fetch_add(&stats->failures, 1, __ATOMIC_RELAXED);
         return 0;
     }
     db->fresh = 1;   /* the next pooled one may have been ended too */
@@ -327,6 +383,7 @@ void nebula_ap_db_close(nebula_ap_db_t *db)
     if (dbd_close) {
         dbd_close(db->s, db->dbd);
     }
+    apr_atomic_dec32(&stats->borrowed);
     db->dbd = NULL;
     apr_pool_cleanup_kill(db->pool, db, db_cleanup);
 }

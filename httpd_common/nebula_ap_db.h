@@ -42,6 +42,19 @@ nebula_ap_db_t *nebula_ap_db_open_at(apr_pool_t *p, server_rec *s, const char *a
 /** Give the connection back (rolls back an open transaction first). */
 void nebula_ap_db_close(nebula_ap_db_t *db);
 
+/** The host's borrows of database connections, every module and process
+ *  together (shared memory the parent creates at start-up; they start
+ *  again from 0 at a restart). */
+typedef struct {
+    apr_uint32_t borrowed;     /**< connections lent out now */
+    apr_uint64_t borrows;      /**< borrows that got a connection */
+    apr_uint64_t failures;     /**< borrows that got none (NEB00010) */
+    apr_uint64_t nested;       /**< borrows by a thread that held one (NEB00014) */
+} nebula_ap_db_stats_t;
+
+/** Read the counters (all 0 before post_config). */
+void nebula_ap_db_stats(nebula_ap_db_stats_t *out);
+
 /** The dialect of the connection, for the few statements that differ. */
 nebula_dbd_dialect_e nebula_ap_db_dialect(const nebula_ap_db_t *db);
 

@@ -28,4 +28,5 @@ void nebula_ap_register_hooks(ap_HOOK_child_init_t *child_init)
     /* after mod_dbd's: the schema bootstrap borrows one of its connections */
     ap_hook_child_init(child_init, dbd, NULL, APR_HOOK_MIDDLE);
     nebula_ap_db_register_hooks();
+    nebula_ap_db_stats_register();
 }

@@ -357,6 +357,26 @@ static void write_host(request_rec *r)
                st.overhead_count);
 }
 
+/* The host's database borrows (httpd_common/nebula_ap_db.c): every module
+ * and process together. mod_dbd itself shows nothing of its pools. */
+static void write_db_pool(request_rec *r)
+{
+    nebula_ap_db_stats_t d;
+
+    nebula_ap_db_stats(&d);
+    gauge(r, "nebula_db_connections_borrowed",
+          "Database connections lent out by mod_dbd now, all processes", "gauge",
+          apr_psprintf(r->pool, "%u", d.borrowed));
+    gauge(r, "nebula_db_borrows_total", "Borrows of a database connection that got one",
+          "counter", apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, d.borrows));
+    gauge(r, "nebula_db_borrow_failures_total",
+          "Borrows that got no connection (NEB00010: the database is down or DBDMax "
+          "is exhausted)", "counter", apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, d.failures));
+    gauge(r, "nebula_db_nested_borrows_total",
+          "Borrows by a thread that held a connection already (NEB00014)", "counter",
+          apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, d.nested));
+}
+
 static void write_backends(request_rec *r)
 {
     int billing = APR_RETRIEVE_OPTIONAL_FN(nebula_billing_reserve) != NULL;
@@ -368,6 +388,7 @@ static void write_backends(request_rec *r)
           db ? "1" : "0");
     gauge(r, "nebula_db_probe_seconds", "How long that took", "gauge",
           apr_psprintf(r->pool, "%.6f", (double)(apr_time_now() - t0) / 1e6));
+    write_db_pool(r);
     if ((redis = redis_probe(r)) >= 0) {
         gauge(r, "nebula_redis_up", "Redis (NebulaRedis) answered PING at this scrape",
               "gauge", redis ? "1" : "0");

@@ -21,7 +21,7 @@ use OpsMetrics qw(scrape prom_parse sample samples_of python);
 
 my $have_parser = system(python(), '-c', 'import prometheus_client') == 0;
 plan skip_all => 'needs python3-prometheus-client (./nebula test installs it)' unless $have_parser;
-plan tests => 64;
+plan tests => 68;
 
 sub hp_of { Apache::TestRequest::module($_[0]); my $hp = Apache::TestRequest::hostport();
             Apache::TestRequest::module('default'); return $hp }
@@ -55,6 +55,8 @@ ok(!$before->{parsed}{error}, 'the Prometheus parser reads it')
     or diag($before->{parsed}{error} . "\n" . $before->{text});
 like($before->{content_type}, qr{^text/plain; version=0\.0\.4}, 'as the text format 0.0.4');
 my $err400_0 = sample($before->{parsed}, 'nebula_errors_total', status => '400') // 0;
+my %db0 = map { $_ => sample($before->{parsed}, "nebula_db_$_") // -1 }
+          qw(borrows_total borrow_failures_total nested_borrows_total);
 
 my (@ok_rids, @codes);
 for (1 .. 3) {
@@ -118,6 +120,16 @@ is(sample($p, 'nebula_streams_open'), 0, 'no stream open any more');
 is(sample($p, 'nebula_channel_breaker_state', channel => "$c_ok", key => 'all'), 0,
    'the ok channel\'s breaker is closed (0)');
 is(sample($p, 'nebula_db_up'), 1, 'the database answered');
+# the requests above borrowed (key lookups, log rows, the scrapes' probes):
+# counted host-wide, whichever child served them; none is lent out at rest
+cmp_ok(sample($p, 'nebula_db_borrows_total') // -1, '>', $db0{borrows_total},
+       'db_borrows_total grew with the requests');
+is(sample($p, 'nebula_db_borrow_failures_total'), $db0{borrow_failures_total},
+   'no borrow failed meanwhile');
+is(sample($p, 'nebula_db_nested_borrows_total'), $db0{nested_borrows_total},
+   'no nested borrow meanwhile (NEB00014)');
+cmp_ok(sample($p, 'nebula_db_connections_borrowed') // -1, '<=', 2,
+       'at most the scrape\'s own probe and one in flight are lent out');
 my $rconf = do { local (@ARGV, $/) = Apache::Test::vars('serverroot') . '/logs/nebula-redis.conf'; <> };
 if ($rconf =~ /^NebulaRedis /m) {
     is(sample($p, 'nebula_redis_up'), 1, 'Redis (NebulaRedis) answered PING');
