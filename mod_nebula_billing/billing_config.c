@@ -24,6 +24,9 @@ void *billing_config_create_srv(apr_pool_t *p, server_rec *s)
     c->sched_interval = BILLING_UNSET;
     c->scheduler = BILLING_UNSET;
     c->expiry_days = BILLING_UNSET;
+    c->rollup_hours = BILLING_UNSET;
+    c->log_retention = BILLING_UNSET;
+    c->retention_batch = BILLING_UNSET;
     return c;
 }
 
@@ -43,6 +46,9 @@ void *billing_config_merge_srv(apr_pool_t *p, void *basev, void *addv)
     c->sched_interval = GET(add, base, sched_interval);
     c->scheduler = GET(add, base, scheduler);
     c->expiry_days = GET(add, base, expiry_days);
+    c->rollup_hours = GET(add, base, rollup_hours);
+    c->log_retention = GET(add, base, log_retention);
+    c->retention_batch = GET(add, base, retention_batch);
     c->spool = GETP(add, base, spool);
     c->timezone = GETP(add, base, timezone);
     c->webhook_url = GETP(add, base, webhook_url);
@@ -94,6 +100,9 @@ void billing_config_finalize(apr_pool_t *p, server_rec *main_server)
         DEFAULT(sched_interval, BILLING_DEFAULT_SCHED_INTERVAL);
         DEFAULT(scheduler, 1);
         DEFAULT(expiry_days, BILLING_DEFAULT_EXPIRY_DAYS);
+        DEFAULT(rollup_hours, BILLING_DEFAULT_ROLLUP_HOURS);
+        DEFAULT(log_retention, BILLING_DEFAULT_LOG_RETENTION);
+        DEFAULT(retention_batch, BILLING_DEFAULT_RETENTION_BATCH);
         if (c->spool == NULL) {
             c->spool = ap_runtime_dir_relative(p, BILLING_DEFAULT_SPOOL);
         }
@@ -260,6 +269,67 @@ static const char *set_expiry_days(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* NebulaLogRollup N|On|Off: hours rolled up a pass (On: the default). */
+static const char *set_rollup(cmd_parms *cmd, void *dc, const char *arg)
+{
+    if (!strcasecmp(arg, "on")) {
+        srv(cmd)->rollup_hours = BILLING_DEFAULT_ROLLUP_HOURS;
+        return NULL;
+    }
+    if (!strcasecmp(arg, "off")) {
+        srv(cmd)->rollup_hours = 0;
+        return NULL;
+    }
+    return int_in(cmd, arg, 0, 10000);
+}
+
+static const char *set_retention_batch(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return int_in(cmd, arg, 1, 1000000);
+}
+
+/* NebulaLogRetention DURATION: a number with d, h, m or s (days without a
+ * unit); 0 or Off keeps everything. Whole hours at least. */
+static const char *set_log_retention(cmd_parms *cmd, void *dc, const char *arg)
+{
+    char *unit;
+    apr_int64_t n, ms;
+
+    if (!strcasecmp(arg, "off")) {
+        srv(cmd)->log_retention = 0;
+        return NULL;
+    }
+    if (!apr_isdigit(*arg)) {
+        goto bad;
+    }
+    n = apr_strtoi64(arg, &unit, 10);
+    if (n < 0 || n > 100000) {
+        goto bad;
+    }
+    if (!*unit || !strcasecmp(unit, "d")) {
+        ms = n * 86400000;
+    }
+    else if (!strcasecmp(unit, "h")) {
+        ms = n * 3600000;
+    }
+    else if (!strcasecmp(unit, "m")) {
+        ms = n * 60000;
+    }
+    else if (!strcasecmp(unit, "s")) {
+        ms = n * 1000;
+    }
+    else {
+        goto bad;
+    }
+    if (ms != 0 && ms < 3600000) {
+        goto bad;
+    }
+    srv(cmd)->log_retention = ms;
+    return NULL;
+bad:
+    return "NebulaLogRetention: give a duration of at least 1h (e.g. 90d, 720h) or Off";
+}
+
 #define OFF(f) ((void *)APR_OFFSETOF(billing_srv_conf_t, f))
 
 const command_rec billing_config_cmds[] = {
@@ -297,4 +367,11 @@ const command_rec billing_config_cmds[] = {
                   "Sender address of notification e-mail"),
     AP_INIT_TAKE1("NebulaNotifyExpiryDays", set_expiry_days, NULL, RSRC_CONF,
                   "Days before a subscription expires to notify (default 3)"),
+    AP_INIT_TAKE1("NebulaLogRollup", set_rollup, OFF(rollup_hours), RSRC_CONF,
+                  "Hours of request logs the scheduler rolls up a pass, or On (24) "
+                  "or Off (default On)"),
+    AP_INIT_TAKE1("NebulaLogRetention", set_log_retention, NULL, RSRC_CONF,
+                  "Age after which request logs are deleted, or Off (default 90d)"),
+    AP_INIT_TAKE1("NebulaRetentionBatch", set_retention_batch, OFF(retention_batch),
+                  RSRC_CONF, "Rows deleted per table per scheduler pass (default 5000)"),
     {NULL}};

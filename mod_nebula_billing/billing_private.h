@@ -40,6 +40,9 @@ APLOG_USE_MODULE(nebula_billing);
 #define BILLING_DEFAULT_SCHED_INTERVAL  apr_time_from_sec(30)
 #define BILLING_DEFAULT_EXPIRY_DAYS     3
 #define BILLING_DEFAULT_SPOOL           "nebula-billing.spool"
+#define BILLING_DEFAULT_ROLLUP_HOURS    24                            /* a pass */
+#define BILLING_DEFAULT_LOG_RETENTION   (APR_INT64_C(90) * 86400000) /* ms */
+#define BILLING_DEFAULT_RETENTION_BATCH 5000
 
 /** NebulaBillingUnpriced */
 #define BILLING_UNPRICED_REFUSE 0
@@ -64,6 +67,9 @@ typedef struct {
     const char *smtp_relay;               /**< NebulaNotifySMTP host:port */
     const char *smtp_from;                /**< NebulaNotifyFrom */
     int expiry_days;                      /**< NebulaNotifyExpiryDays */
+    apr_int64_t rollup_hours;             /**< NebulaLogRollup: hours a pass, 0 off */
+    apr_int64_t log_retention;            /**< NebulaLogRetention, ms; 0: keep */
+    apr_int64_t retention_batch;          /**< NebulaRetentionBatch */
 } billing_srv_conf_t;
 
 void *billing_config_create_srv(apr_pool_t *p, server_rec *s);
@@ -195,6 +201,16 @@ apr_int64_t billing_in_unit(const char *unit, const nebula_usage_t *u, apr_int64
 /** Expire holds past expires_at (killed processes): hold back to the
  *  account and the key, state expired. Returns how many. */
 int billing_reserve_reclaim(server_rec *s, apr_pool_t *p, apr_int64_t now_ms);
+
+/* billing_rollup.c: roll closed hours of request_logs up into
+ * request_log_hourly (at most NebulaLogRollup hours a pass). Returns the
+ * hours rolled up. */
+int billing_rollup_pass(server_rec *s, apr_pool_t *p, apr_int64_t now_ms);
+
+/* billing_retention.c: delete request_logs rows older than
+ * NebulaLogRetention, at most NebulaRetentionBatch a pass. Returns the rows
+ * deleted. */
+int billing_retention_pass(server_rec *s, apr_pool_t *p, apr_int64_t now_ms);
 
 /* ---- billing_settle.c ---------------------------------------------------- */
 void billing_settle_register(void);

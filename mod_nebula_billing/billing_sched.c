@@ -9,7 +9,10 @@
  *   2. expires subscriptions past expires_at;
  *   3. reclaims stale holds, purges old idempotency records and replays the
  *      settlement spool (billing_reserve.c, billing_idem.c, billing_spool.c);
- *   4. queues and delivers notifications (billing_notify.c).
+ *   4. queues and delivers notifications (billing_notify.c);
+ *   5. rolls closed hours of request_logs up and deletes request logs past
+ *      their retention, a bounded batch each (billing_rollup.c,
+ *      billing_retention.c); not counted as effects.
  * Any number of passes may run at once, on one host or many: every change
  * is an UPDATE conditional on the state it changes (a pass that finds the
  * work done rolls back and moves on), and every ledger row carries a
@@ -400,6 +403,8 @@ static int sched_pass(server_rec *s, apr_pool_t *p, apr_int64_t *effects)
         n += billing_notify_deliver(s, db, p, billing_now_ms());
         nebula_ap_db_close(db);
     }
+    billing_rollup_pass(s, p, now);
+    billing_retention_pass(s, p, billing_now_ms());
     *effects = n;
     return NEBULA_BILLING_OK;
 }

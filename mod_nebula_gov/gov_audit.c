@@ -14,6 +14,7 @@
 #include "nebula_json.h"
 
 #define PURGE_EVERY apr_time_from_sec(3600)
+#define PURGE_BATCH 5000 /* rows a purge deletes at most */
 #define EXCERPT_MAX 500
 
 static volatile apr_uint32_t last_purge_sec; /* this child's last purge */
@@ -80,7 +81,14 @@ static void purge(request_rec *r, nebula_ap_db_t *db)
     }
     args[0] = apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
                            apr_time_as_msec(apr_time_now()) - (apr_int64_t)days * 86400000);
-    if (nebula_ap_db_exec(db, "gov_audit_purge", "DELETE FROM gov_audit WHERE created_at < %lld",
+    /* a bounded batch, oldest first (the derived table is what MySQL takes
+     * in place of LIMIT in a subquery); a full batch lets the next audit
+     * write purge again at once, so a backlog drains in steps that never
+     * hold a request up long */
+    if (nebula_ap_db_exec(db, "gov_audit_purge",
+                          "DELETE FROM gov_audit WHERE id IN (SELECT id FROM (SELECT id FROM "
+                          "gov_audit WHERE created_at < %lld ORDER BY id LIMIT "
+                          APR_STRINGIFY(PURGE_BATCH) ") AS old)",
                           1, args, &n, &err) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "NEB03021: cannot purge old audit rows: %s", err);
@@ -88,6 +96,9 @@ static void purge(request_rec *r, nebula_ap_db_t *db)
     else if (n > 0) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "NEB03022: purged %d audit rows older than %d days", n, days);
+        if (n >= PURGE_BATCH) {
+            apr_atomic_set32(&last_purge_sec, 0);
+        }
     }
 }
 

@@ -1,0 +1,192 @@
+# The hourly rollup of request_logs and their retention (billing_rollup.c,
+# billing_retention.c), run by POST /api/billing/scheduler/run on the
+# nebula_rollup vhost (NebulaLogRollup 48, NebulaLogRetention 12000d,
+# NebulaRetentionBatch 3; the main server has both off). Rows come from real
+# billed requests and from direct inserts, moved into closed hours with SQL.
+# Checked: the rollup rows equal the raw aggregates of each hour; the usage
+# dashboard answers the same before and after (and does read the rollup);
+# running again, re-running hours (a pass killed half-way) and four passes at
+# once change nothing; retention deletes exactly the oldest rows past the limit,
+# three a pass, and the ledger rows of a deleted log stay.
+use strict;
+use warnings;
+use Apache::Test qw(-withtestmore);
+use FindBin;
+use lib "$FindBin::Bin/../admin", "$FindBin::Bin/../lib";
+use AdminT qw(api api_ok new_ua uniq db_rows db_value db_exec);
+use NebulaAdmin qw(log_row);
+use NebulaBilling qw(billed_chat billed_setup ledger_rows wallet);
+use POSIX ();
+use Time::HiRes qw(time);
+
+plan tests => 27;
+
+my $H = 3600 * 1000;
+my $now = int(time() * 1000);
+my $HNOW = $now - $now % $H;               # the current hour
+my $RB = 'http://' . NebulaAdmin::hostport_of('nebula_rollup');
+my $M = uniq('rollup-m');
+sub run_rollup { return api_ok('POST', '/api/billing/scheduler/run', undef, base => $RB, @_) }
+sub done_to {
+    return db_value("SELECT done_to FROM nebula_rollup_state WHERE name = 'request_logs'");
+}
+# the rollup rows of the test's model, as comparable text
+sub my_rollup {
+    return db_rows("SELECT hour_start, COALESCE(user_id, -1), COALESCE(key_id, -1), "
+                   . "COALESCE(channel_id, -1), status_class, requests, errors, prompt_tokens, "
+                   . "completion_tokens, cached_tokens, cost, latency_ms_sum, ttfb_ms_sum "
+                   . "FROM request_log_hourly WHERE model = '$M' ORDER BY 1, 2, 3, 4, 5");
+}
+# the same aggregates straight from the raw rows of the rolled hours
+sub my_raw {
+    return db_rows("SELECT created_at - created_at % 3600000, COALESCE(user_id, -1), "
+                   . "COALESCE(key_id, -1), COALESCE(channel_id, -1), status - status % 100, "
+                   . "COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), "
+                   . "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), "
+                   . "SUM(cost), SUM(latency_ms), SUM(ttfb_ms) FROM request_logs WHERE "
+                   . "model = '$M' AND created_at < " . done_to()
+                   . ' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5');
+}
+
+# The state is shared by every run of the suite on this database: put it
+# back as found (nothing rolled up: the other tests write into old hours).
+END { eval { db_exec("DELETE FROM request_log_hourly");
+             db_exec("DELETE FROM request_log_hourly_total");
+             db_exec("UPDATE nebula_rollup_state SET done_to = 0") } }
+# rows older than the test's own old rows: left by an interrupted run
+db_exec('DELETE FROM request_logs WHERE created_at < 788918400000');
+
+# ---- rows: real billed requests, then direct inserts -----------------------
+my %s = billed_setup(name => 'rollup', balance => 100000,
+                     price => { model_ratio => '1', completion_ratio => '1' });
+my @rid;
+for my $i (1 .. 4) {
+    my $res = billed_chat($s{key}, { model => $s{model},
+                                     messages => [ { role => 'user', content => "hi $i" } ] });
+    die 'a billed request failed: ' . $res->code . ' ' . $res->content unless $res->code == 200;
+    push @rid, $res->header('X-Request-Id');
+}
+log_row($_) for @rid;
+my $acct = wallet($s{user})->{id};
+# real rows 0, 1 -> hour -5 ; row 2 -> hour -4; row 3 -> 1990 (retention, below)
+my @at = ($HNOW - 5 * $H + 1000, $HNOW - 5 * $H + 2000, $HNOW - 4 * $H + 5000, 631152000000);
+for my $i (0 .. 2) {
+    db_exec("UPDATE request_logs SET model = '$M', created_at = $at[$i] WHERE id = '$rid[$i]'");
+}
+my $n = 0;
+sub put {
+    my ($t, $uid, $kid, $status, $stream, $pt, $ct, $cost, $lat, $ttfb) = @_;
+    my $id = sprintf('%08x-0000-7000-8000-%012x', $$, ++$n + int(rand(2**30)) * 1000);
+    db_exec(sprintf("INSERT INTO request_logs (id, created_at, key_id, user_id, model, "
+                    . "channel_id, status, is_stream, prompt_tokens, completion_tokens, "
+                    . "cached_tokens, cost, latency_ms, ttfb_ms) VALUES ('%s', %d, %s, %s, "
+                    . "'%s', %d, %d, %d, %d, %d, 1, %d, %d, %d)", $id, $t, $kid // 'NULL',
+                    $uid // 'NULL', $M, $s{channel}, $status, $stream, $pt, $ct, $cost, $lat,
+                    $ttfb));
+    return $id;
+}
+put($HNOW - 4 * $H + 60000 * $_, $s{user}, $s{key_id}, 200, 1, 10, 20, 30, 100 * $_, 7)
+    for 1 .. 3;
+put($HNOW - 4 * $H + 70000, $s{user}, $s{key_id}, 502, 0, 0, 0, 0, 9, 0);
+put($HNOW - 3 * $H + 10, undef, undef, 401, 0, 0, 0, 0, 1, 0) for 1 .. 2;
+put($HNOW - 3 * $H + $H - 1, $s{user}, $s{key_id}, 200, 0, 5, 5, 11, 50, 0);
+# the open hour: only ever read raw
+put($now - 1000, $s{user}, $s{key_id}, 200, 0, 1, 1, 1, 1, 0);
+
+# ---- dashboards before the rollup ---------------------------------------------
+my $from = $HNOW - 6 * $H;
+my @queries = ("model=$M&bucket=hour&from=$from&to=$now",
+               "model=$M&bucket=hour&from=" . ($from + 1800000) . "&to=" . ($now - 5),
+               "user_id=$s{user}&bucket=day&tz_offset=60&from=$from&to=$now",
+               "model=$M&bucket=hour&tz_offset=330&from=$from&to=$now",
+               "key_id=$s{key_id}&channel_id=$s{channel}&from=$from&to=$now");
+my @before = map { api_ok('GET', "/api/stats/usage?$_") } @queries;
+is($before[0]{total}{requests}, 2 + 5 + 3 + 1, 'the raw rows of the range: 11 requests');
+is($before[0]{total}{errors}, 3, 'three of them errors');
+
+# ---- the rollup ---------------------------------------------------------------
+db_exec("UPDATE nebula_rollup_state SET done_to = $from");
+run_rollup();
+my $closed = int(time() * 1000) - 600000;
+$closed -= $closed % $H;
+ok(done_to() >= $HNOW - $H && done_to() <= $closed && done_to() % $H == 0,
+   'done_to moved to the end of the closed hours');
+my $roll = my_rollup();
+is_deeply($roll, my_raw(), 'the rollup rows are the raw aggregates of each hour');
+is_deeply(db_rows("SELECT hour_start, status_class, requests, errors, prompt_tokens, "
+                  . "completion_tokens, cached_tokens, cost, latency_ms_sum, ttfb_ms_sum FROM "
+                  . "request_log_hourly_total WHERE model = '$M' ORDER BY 1, 2"),
+          db_rows("SELECT created_at - created_at % 3600000, status - status % 100, COUNT(*), "
+                  . "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), "
+                  . "SUM(completion_tokens), SUM(cached_tokens), SUM(cost), SUM(latency_ms), "
+                  . "SUM(ttfb_ms) FROM request_logs WHERE model = '$M' AND created_at < "
+                  . done_to() . ' GROUP BY 1, 2 ORDER BY 1, 2'),
+          'and the per-model totals too');
+is(scalar @$roll, 5, 'five groups: 1 in hour -5, 2 in hour -4, 2 in hour -3');
+is_deeply([ map { [ @$_[4 .. 6] ] } grep { $_->[0] == $HNOW - 4 * $H } @$roll ],
+          [ [ 200, 4, 0 ], [ 500, 1, 1 ] ], 'hour -4: four 2xx, one 5xx (an error)');
+is_deeply([ map { $_->[5] } grep { $_->[0] == $HNOW - 3 * $H } @$roll ], [ 2, 1 ],
+          'hour -3: the two unowned 401s apart from the owned 200');
+my ($sums) = @{ db_rows("SELECT COUNT(*) FROM request_logs WHERE created_at >= $from "
+                        . "AND created_at < " . done_to()) };
+is(db_value("SELECT SUM(requests) FROM request_log_hourly WHERE hour_start >= $from "
+            . "AND hour_start < " . done_to()), $sums->[0],
+   'every raw row of the rolled hours is counted once (all models)');
+my @after = map { api_ok('GET', "/api/stats/usage?$_") } @queries;
+is_deeply($after[$_], $before[$_], "dashboard $_ answers as before the rollup") for 0 .. 4;
+
+# the dashboard reads the rollup for the closed hours (and only those): the
+# per-model totals without other filters, the detailed rows with them
+db_exec("UPDATE request_log_hourly SET cost = cost + 1000 WHERE model = '$M' "
+        . "AND hour_start = " . ($HNOW - 5 * $H));
+db_exec("UPDATE request_log_hourly_total SET cost = cost + 2000 WHERE model = '$M' "
+        . "AND hour_start = " . ($HNOW - 5 * $H));
+is(api_ok('GET', "/api/stats/usage?$queries[0]")->{total}{cost},
+   $before[0]{total}{cost} + 2000, 'the usage of closed hours by model: the totals');
+is(api_ok('GET', "/api/stats/usage?$queries[2]")->{total}{cost},
+   $before[2]{total}{cost} + 1000, 'by user (day buckets, +1 h): the detailed rollup');
+is(api_ok('GET', "/api/stats/usage?$queries[3]")->{total}{cost}, $before[3]{total}{cost},
+   'a half-hour offset reads the raw rows');
+
+# ---- idempotent: again, hours re-run, four passes at once ---------------------
+my $done = done_to();
+run_rollup();
+is(done_to(), $done, 'a second run moves nothing (the next hour is open)');
+isnt(my_rollup()->[0][10], $roll->[0][10], 'and leaves the rolled hours alone');
+db_exec("UPDATE nebula_rollup_state SET done_to = $from");
+run_rollup();
+is_deeply(my_rollup(), $roll, 'hours rolled again are recomputed, not added to');
+db_exec("UPDATE nebula_rollup_state SET done_to = $from");
+my @pids;
+for (1 .. 4) {
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) { run_rollup(ua => new_ua()); POSIX::_exit(0) }
+    push @pids, $pid;
+}
+waitpid($_, 0) for @pids;
+is_deeply(my_rollup(), $roll, 'four concurrent passes: every hour counted once');
+is(done_to(), $done, 'and done_to where one pass leaves it');
+
+# ---- retention ------------------------------------------------------------------
+# seven old rows (1990), the billed row 3 older still, two newer than the limit
+db_exec("UPDATE request_logs SET model = '$M', created_at = $at[3] WHERE id = '$rid[3]'");
+my @old = map { put(631152000000 + 1000 * $_, $s{user}, $s{key_id}, 200, 0, 1, 1, 1, 1, 0) }
+    1 .. 7;
+my @kept = map { put(820454400000 + $_, $s{user}, $s{key_id}, 200, 0, 1, 1, 1, 1, 0) } 1 .. 2;
+my $ledger = ledger_rows($acct);
+my ($consume) = grep { ($_->{request_id} // '') eq $rid[3] } @$ledger;
+ok($consume, 'the request moved to 1990 has its ledger row');
+sub left {
+    my $ids = join(', ', map { "'$_'" } @old, $rid[3], @kept);
+    return [ map { $_->[0] } @{ db_rows("SELECT id FROM request_logs WHERE id IN ($ids) "
+                                        . "ORDER BY created_at") } ];
+}
+run_rollup();
+# the oldest first: the billed row (1990-01-01 00:00:00) and two more
+is_deeply(left(), [ @old[2 .. 6], @kept ], 'one pass deletes the three oldest rows');
+run_rollup();
+is_deeply(left(), [ @old[5 .. 6], @kept ], 'the next pass three more');
+run_rollup();
+is_deeply(left(), [@kept], 'then the last old one: rows newer than the limit stay');
+is_deeply(ledger_rows($acct), $ledger, 'the ledger is untouched, the deleted log\'s row too');
