@@ -490,8 +490,10 @@ static apr_status_t relay_down(rt_session_t *s)
         s->end = "client_gone";
         return rv;
     }
-    memmove(s->down.s, s->down.s + off, s->down.len - off);
-    s->down.len -= off;
+    if (off > 0) { /* (s->down.s is NULL before the first read) */
+        memmove(s->down.s, s->down.s + off, s->down.len - off);
+        s->down.len -= off;
+    }
     return s->refused ? APR_EOF : APR_SUCCESS;
 }
 
@@ -594,8 +596,10 @@ static int client_closed(nebula_buf_t *b)
         }
         off += hlen + (apr_size_t)plen;
     }
-    memmove(b->s, b->s + off, b->len - off);
-    b->len -= off;
+    if (off > 0) {
+        memmove(b->s, b->s + off, b->len - off);
+        b->len -= off;
+    }
     return 0;
 }
 

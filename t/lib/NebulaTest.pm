@@ -18,7 +18,11 @@ sub top_dir {
 }
 
 sub libexecdir { chomp(my $d = `apxs -q LIBEXECDIR`); return $d }
-sub httpd_bin  { chomp(my $s = `apxs -q SBINDIR`); chomp(my $t = `apxs -q TARGET`); return "$s/$t" }
+# NEBULA_HTTPD: another httpd to start (scripts/asan.sh: a wrapper that preloads ASan)
+sub httpd_bin  {
+    return $ENV{NEBULA_HTTPD} if $ENV{NEBULA_HTTPD};
+    chomp(my $s = `apxs -q SBINDIR`); chomp(my $t = `apxs -q TARGET`); return "$s/$t";
+}
 
 # Run a command (no shell); returns (exit code, stdout and stderr together).
 sub run_cmd {

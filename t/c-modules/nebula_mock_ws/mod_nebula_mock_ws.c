@@ -239,7 +239,9 @@ static apr_status_t ws_read(ws_t *w, int *opcode, char **payload, apr_size_t *pl
                 char *nb;
                 w->cap = (w->len + got) * 2;
                 nb = apr_palloc(w->r->pool, w->cap);
-                memcpy(nb, w->buf, w->len);
+                if (w->len) { /* w->buf is NULL before the first frame */
+                    memcpy(nb, w->buf, w->len);
+                }
                 w->buf = nb;
             }
             memcpy(w->buf + w->len, tmp, got);
