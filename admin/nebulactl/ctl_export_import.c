@@ -383,11 +383,17 @@ static json_t *read_doc(imp_t *im)
         if (n > 0) {
             char *more = apr_palloc(im->p, len + n + 1);
 
-            memcpy(more, buf, len);
+            if (len > 0) { /* buf is NULL before the first piece */
+                memcpy(more, buf, len);
+            }
             memcpy(more + len, chunk, n);
             buf = more, len += n;
         }
     } while (rv == APR_SUCCESS && len < 64 * 1024 * 1024);
+    if (len == 0) {
+        fault(im, "%s is empty", im->x->file);
+        return NULL;
+    }
     if ((doc = nebula_json_parse(
              im->p, buf, len, NEBULA_JSON_CONTAINER_ONLY | NEBULA_JSON_REJECT_DUPLICATES,
              &err)) == NULL) {
