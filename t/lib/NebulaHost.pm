@@ -14,11 +14,19 @@ use NebulaTest qw(top_dir libexecdir httpd_bin run_cmd);
 
 our @EXPORT_OK = qw(extra_host stop_host host_ask host_error_log free_port);
 
+# A port nothing listens on, never one this process was given before: the
+# kernel may hand a just-closed ephemeral port out again at once, and two
+# Listen lines of one host on the same port stop it from starting.
+my %given;
 sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0)
+            or die $!;
+        my $p = $s->sockport;
+        close $s;
+        return $p if !$given{$p}++;
+    }
+    die "no free port";
 }
 
 # extra_host(conf => "directives", gov => 1, billing => 1, loglevel => "warn",
