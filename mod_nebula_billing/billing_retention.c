@@ -55,8 +55,11 @@ int billing_retention_pass(server_rec *s, apr_pool_t *p, apr_int64_t now_ms)
                          "LIMIT %" APR_INT64_T_FMT ") AS old)",
                          c->retention_batch),
             1, args, &affected, &err) != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
-                     "NEB02404: log retention: cannot delete old request logs: %s", err);
+        /* a warning: nothing is lost, the next pass deletes them (a MySQL
+         * deadlock with the gateway's own inserts is the usual cause) */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "NEB02404: log retention: cannot delete old request logs (the next "
+                     "pass tries again): %s", err);
     }
     else if (affected > 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
