@@ -18,6 +18,8 @@ our @EXPORT_OK = qw(extra_host stop_host host_ask host_error_log free_port);
 # kernel may hand a just-closed ephemeral port out again at once, and two
 # Listen lines of one host on the same port stop it from starting.
 my %given;
+my (@started, $started_by);
+$started_by = $$;
 sub free_port {
     for (1 .. 100) {
         my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0)
@@ -101,10 +103,25 @@ CONF
     if ($admin_port) {
         for (1 .. 100) { last if IO::Socket::INET->new(PeerAddr => "127.0.0.1:$admin_port"); sleep 0.1 }
     }
-    return { dir => $dir, port => $port, admin_port => $admin_port };
+    my $h = { dir => $dir, port => $port, admin_port => $admin_port };
+    push @started, $h;
+    return $h;
 }
 
-sub stop_host { run_cmd(httpd_bin(), '-f', "$_[0]{dir}/httpd.conf", '-k', 'stop') }
+sub stop_host {
+    my ($h) = @_;
+    @started = grep { $_ != $h } @started;
+    return run_cmd(httpd_bin(), '-f', "$h->{dir}/httpd.conf", '-k', 'stop');
+}
+
+# A test that dies before its stop_host() leaves no host running (only the
+# process that started them stops them; the exit status is kept).
+END {
+    local $?;
+    if ($started_by == $$) {
+        run_cmd(httpd_bin(), '-f', "$_->{dir}/httpd.conf", '-k', 'stop') for @started;
+    }
+}
 
 # A chat completion to host @a $h; its HTTP status (0: no answer).
 sub host_ask {
