@@ -65,6 +65,9 @@ int ctl_db_connect_current(ctl_t *ctl, int min_version);
  * NULL). CTL_EXIT_ERROR (said on stderr) if it fails. */
 int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
                nebula_dbd_rows_t *rows);
+/* ctl_select() of a statement prepared once (run many times, e.g. in batches) */
+int ctl_select_prepared(ctl_t *ctl, apr_pool_t *p, apr_dbd_prepared_t *st, int nargs,
+                        const char **args, nebula_dbd_rows_t *rows);
 int ctl_exec(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
              int *nrows);
 

@@ -124,17 +124,16 @@ int ctl_db_connect_current(ctl_t *ctl, int min_version)
     return CTL_EXIT_OK;
 }
 
-int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
-               nebula_dbd_rows_t *rows)
+int ctl_select_prepared(ctl_t *ctl, apr_pool_t *p, apr_dbd_prepared_t *st, int nargs,
+                        const char **args, nebula_dbd_rows_t *rows)
 {
-    apr_dbd_prepared_t *st = NULL;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row;
-    int i, j, n;
+    int i, j, n, rv;
 
-    if (apr_dbd_prepare(ctl->driver, p, ctl->handle, sql, NULL, &st) ||
-        apr_dbd_pselect(ctl->driver, p, ctl->handle, &res, st, 1, nargs, args)) {
-        ctl_error("database: %s", nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, p));
+    rv = apr_dbd_pselect(ctl->driver, p, ctl->handle, &res, st, 1, nargs, args);
+    if (rv != 0) {
+        ctl_error("database: %s", nebula_dbd_errmsg(ctl->driver, ctl->handle, rv, p));
         return CTL_EXIT_ERROR;
     }
     n = apr_dbd_num_tuples(ctl->driver, res);
@@ -146,7 +145,8 @@ int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char
 
         row = NULL;
         if (apr_dbd_get_row(ctl->driver, p, res, &row, i + 1) != 0) {
-            break;
+            ctl_error("database: cannot read row %d of %d", i + 1, n);
+            return CTL_EXIT_ERROR;
         }
         for (j = 0; j < rows->ncols; ++j) {
             const char *v = apr_dbd_get_entry(ctl->driver, row, j);
@@ -155,6 +155,18 @@ int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char
         rows->rows[rows->nrows++] = out;
     }
     return CTL_EXIT_OK;
+}
+
+int ctl_select(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,
+               nebula_dbd_rows_t *rows)
+{
+    apr_dbd_prepared_t *st = NULL;
+
+    if (apr_dbd_prepare(ctl->driver, p, ctl->handle, sql, NULL, &st)) {
+        ctl_error("database: %s", nebula_dbd_errmsg(ctl->driver, ctl->handle, 1, p));
+        return CTL_EXIT_ERROR;
+    }
+    return ctl_select_prepared(ctl, p, st, nargs, args, rows);
 }
 
 int ctl_exec(ctl_t *ctl, apr_pool_t *p, const char *sql, int nargs, const char **args,

@@ -217,39 +217,6 @@ int ctl_ledger_prepare(ctl_t *ctl, const char *sql, apr_dbd_prepared_t **st)
     return CTL_EXIT_OK;
 }
 
-int ctl_ledger_select(ctl_t *ctl, apr_pool_t *p, apr_dbd_prepared_t *st, int nargs,
-                      const char **args, nebula_dbd_rows_t *rows)
-{
-    apr_dbd_results_t *res = NULL;
-    apr_dbd_row_t *row;
-    int i, j, n, rv;
-
-    rv = apr_dbd_pselect(ctl->driver, p, ctl->handle, &res, st, 1, nargs, args);
-    if (rv != 0) {
-        ctl_error("database: %s", nebula_dbd_errmsg(ctl->driver, ctl->handle, rv, p));
-        return CTL_EXIT_ERROR;
-    }
-    n = apr_dbd_num_tuples(ctl->driver, res);
-    rows->ncols = apr_dbd_num_cols(ctl->driver, res);
-    rows->nrows = 0;
-    rows->rows = apr_pcalloc(p, sizeof(char **) * (n + 1));
-    for (i = 0; i < n; ++i) {
-        const char **out = apr_pcalloc(p, sizeof(char *) * (rows->ncols + 1));
-
-        row = NULL;
-        if (apr_dbd_get_row(ctl->driver, p, res, &row, i + 1) != 0) {
-            ctl_error("database: cannot read row %d of %d", i + 1, n);
-            return CTL_EXIT_ERROR;
-        }
-        for (j = 0; j < rows->ncols; ++j) {
-            const char *v = apr_dbd_get_entry(ctl->driver, row, j);
-            out[j] = v ? apr_pstrdup(p, v) : NULL;
-        }
-        rows->rows[rows->nrows++] = out;
-    }
-    return CTL_EXIT_OK;
-}
-
 static int exec_sql(ctl_t *ctl, const char *sql)
 {
     const char *err;

@@ -49,9 +49,7 @@ void ctl_ledger_entry(const char *const *cols, ctl_ledger_entry_t *e);
  * CTL_EXIT_ERROR (message printed). */
 int ctl_ledger_prepare(ctl_t *ctl, const char *sql, apr_dbd_prepared_t **st);
 
-/* Run @a st and copy its rows into @a p. CTL_EXIT_OK or CTL_EXIT_ERROR. */
-int ctl_ledger_select(ctl_t *ctl, apr_pool_t *p, apr_dbd_prepared_t *st, int nargs,
-                      const char **args, nebula_dbd_rows_t *rows);
+/* (a prepared statement's rows: ctl_select_prepared(), ctl.h) */
 
 /* A read-only snapshot: every statement until ctl_ledger_snapshot_end()
  * sees the same committed state (REPEATABLE READ on PostgreSQL and MySQL,

@@ -141,7 +141,7 @@ static int export_rows(ctl_ledger_opts_t *o)
     apr_pool_create(&p, o->ctl->pool);
     do {
         args[0] = ctl_ledger_i64(p, after);
-        if ((code = ctl_ledger_select(o->ctl, p, st, nargs, args, &rows)) !=
+        if ((code = ctl_select_prepared(o->ctl, p, st, nargs, args, &rows)) !=
             CTL_EXIT_OK) {
             break;
         }

@@ -232,7 +232,7 @@ static int walk_rows(verify_t *v, chain_t *c, apr_pool_t *pool)
     args[0] = ctl_ledger_i64(pool, c->id);
     do {
         args[1] = after;
-        if ((code = ctl_ledger_select(v->ctl, p, v->st_rows, 2, args, &rows)) !=
+        if ((code = ctl_select_prepared(v->ctl, p, v->st_rows, 2, args, &rows)) !=
             CTL_EXIT_OK) {
             break;
         }
@@ -254,7 +254,7 @@ static int select_i64(verify_t *v, apr_pool_t *p, apr_dbd_prepared_t *st, apr_in
     const char *args[1] = {ctl_ledger_i64(p, id)};
     nebula_dbd_rows_t rows;
 
-    if (ctl_ledger_select(v->ctl, p, st, 1, args, &rows) != CTL_EXIT_OK) {
+    if (ctl_select_prepared(v->ctl, p, st, 1, args, &rows) != CTL_EXIT_OK) {
         return CTL_EXIT_ERROR;
     }
     *out = rows.nrows > 0 && rows.rows[0][0] ? apr_atoi64(rows.rows[0][0]) : 0;
@@ -268,7 +268,7 @@ static int read_head(verify_t *v, apr_pool_t *p, apr_int64_t id, head_t *h, int 
     nebula_dbd_rows_t rows;
     const char **r;
 
-    if (ctl_ledger_select(v->ctl, p, v->st_head, 1, args, &rows) != CTL_EXIT_OK) {
+    if (ctl_select_prepared(v->ctl, p, v->st_head, 1, args, &rows) != CTL_EXIT_OK) {
         return CTL_EXIT_ERROR;
     }
     if ((*found = rows.nrows > 0)) {
@@ -368,7 +368,7 @@ static int check_orphans(verify_t *v, apr_pool_t *p)
                            "accounts a ON a.id = l.account_id WHERE a.id IS NULL "
                            "GROUP BY l.account_id ORDER BY l.account_id",
                            &st) != CTL_EXIT_OK ||
-        ctl_ledger_select(v->ctl, p, st, 0, NULL, &rows) != CTL_EXIT_OK) {
+        ctl_select_prepared(v->ctl, p, st, 0, NULL, &rows) != CTL_EXIT_OK) {
         return CTL_EXIT_ERROR;
     }
     for (i = 0; i < rows.nrows; ++i) {
@@ -390,7 +390,7 @@ static int verify_every_account(verify_t *v)
     apr_pool_create(&p, v->ctl->pool);
     do {
         args[0] = ctl_ledger_i64(p, after);
-        if ((code = ctl_ledger_select(v->ctl, p, v->st_ids, 1, args, &rows)) !=
+        if ((code = ctl_select_prepared(v->ctl, p, v->st_ids, 1, args, &rows)) !=
             CTL_EXIT_OK) {
             break;
         }
