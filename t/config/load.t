@@ -112,6 +112,9 @@ for my $case (
     [ relay => 'NebulaJsonMaxDepth 0',                 qr/NebulaJsonMaxDepth: give a nesting depth/ ],
     [ relay => 'NebulaJsonMaxDepth 99999',             qr/NebulaJsonMaxDepth: give a nesting depth/ ],
     [ relay => 'NebulaUpstreamAllow 10.0.0.0/99',      qr/NebulaUpstreamAllow: '10\.0\.0\.0\/99' is not a valid range/ ],
+    [ relay => 'NebulaMetricsSeries lots',             qr/NebulaMetricsSeries: 'lots' is not a number/ ],
+    [ relay => 'NebulaMetricsAllow not-an-address',    qr/NebulaMetricsAllow: 'not-an-address' is not an address/ ],
+    [ relay => 'NebulaMetricsToken short',             qr/NebulaMetricsToken: the token must have/ ],
 ) {
     my ($mod, $line, $re) = @$case;
     my $file = "$tmp/bad-$mod.conf";
