@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include <apr_strings.h>
+#include <apr_time.h>
 #include <apr_lib.h>
 
 #include "nebula_dbd_dialect.h"
@@ -224,20 +225,31 @@ int nebula_dbd_table_exists(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
 }
 
 /* journal_mode=WAL unless it already is: the switch needs an exclusive
- * lock, the check does not, so connections to a WAL file never wait here. */
+ * lock, the check does not, so connections to a WAL file never wait here.
+ * On a new file another process may hold the lock (the first child
+ * migrating) and SQLite answers "locked" at once, without its busy handler:
+ * the switch is tried again for up to SQLITE_WAL_TRIES x 100 ms, and a file
+ * that another connection switched meanwhile is simply found in WAL mode. */
+#define SQLITE_WAL_TRIES 50
 static int sqlite_wal(const apr_dbd_driver_t *driver, apr_dbd_t *handle,
                       const char **errmsg, apr_pool_t *pool)
 {
     nebula_dbd_rows_t rows;
-    int rv;
+    int rv, tries;
 
-    rv = nebula_dbd_select(driver, handle, "PRAGMA journal_mode", &rows, errmsg, pool);
-    if (rv == 0 && rows.nrows > 0 && rows.rows[0][0] &&
-        strcasecmp(rows.rows[0][0], "wal") == 0) {
-        return 0;
+    for (tries = 1;; ++tries) {
+        rv = nebula_dbd_select(driver, handle, "PRAGMA journal_mode", &rows, errmsg, pool);
+        if (rv == 0 && rows.nrows > 0 && rows.rows[0][0] &&
+            strcasecmp(rows.rows[0][0], "wal") == 0) {
+            return 0;
+        }
+        rv = nebula_dbd_select(driver, handle, "PRAGMA journal_mode = WAL", &rows, errmsg,
+                               pool);
+        if (rv == 0 || tries >= SQLITE_WAL_TRIES) {
+            break;
+        }
+        apr_sleep(apr_time_from_msec(100));
     }
-    rv = nebula_dbd_select(driver, handle, "PRAGMA journal_mode = WAL", &rows, errmsg,
-                           pool);
     if (rv != 0) {
         *errmsg = apr_psprintf(pool, "PRAGMA journal_mode = WAL: %s", *errmsg);
     }
