@@ -3,23 +3,29 @@
 
 Loads N request-log rows (default 5,000,000: 90 days, 200 users, 1000 keys,
 30 models, 20 channels, in time order as a gateway writes them) into a SQLite
-file and into a PostgreSQL database, both migrated with nebulactl; rolls the
-closed hours up with the statements of mod_nebula_billing/billing_rollup.c
-(one transaction an hour, as the scheduler does); then times the SQL the
-admin API's dashboards run (mod_nebula_relay/admin_stats.c and
-admin_stats_summary.c), the same text, over the raw rows (no rollup: what
-the API ran before) and through the rollup:
+file and into a PostgreSQL database, both migrated with nebulactl. Then, on
+each, starts a gateway (httpd with mod_nebula_relay and mod_nebula_billing)
+and through it:
 
-  cold: the first run (SQLite: a new connection; PostgreSQL: the first query
-        after restarting the server, so shared buffers are empty; the OS page
-        cache is not dropped: that needs root and disturbs the machine)
-  warm: the median of RUNS more runs on that connection
+  1. rolls every closed hour and day up with the scheduler's own code
+     (POST /api/billing/scheduler/run, NebulaLogRollup 10000: one pass);
+  2. times the dashboards' admin API requests (GET /api/stats/usage and
+     /api/stats/summary), first with the rollup watermarks at 0 (the API then
+     reads the raw rows alone: what it did before the rollups), then as the
+     scheduler left them, and checks both answer the same.
 
-and prints a Markdown table. bench/datagrowth.sh starts a private PostgreSQL
+  cold: the first request after restarting the gateway (a new database
+        connection); on PostgreSQL the server is restarted too, so its shared
+        buffers are empty (the OS page cache is not dropped: that needs root)
+  warm: the median of RUNS more requests on that connection
+
+Prints a Markdown table. bench/datagrowth.sh starts a private PostgreSQL
 (scripts/testdb.sh) and calls this; docs/benchmarks.md ("Data growth") keeps
 the figures. Performance is benchmarked, never asserted by a timed test.
 """
 import argparse
+import http.client
+import json
 import os
 import random
 import sqlite3
@@ -28,39 +34,11 @@ import subprocess
 import sys
 import time
 
-HOUR = 3600000
 DAY = 86400000
-GRACE = 600000
 
 COLS = ("id, created_at, key_id, user_id, model, upstream_model, channel_id, attempts, "
         "prompt_tokens, completion_tokens, cached_tokens, cost, status, latency_ms, "
         "ttfb_ms, is_stream, client_ip, error, end_reason, usage_estimated")
-
-# billing_rollup.c
-ROLLUP_INSERT = (
-    "INSERT INTO request_log_hourly (hour_start, user_id, key_id, model, channel_id, "
-    "status_class, requests, errors, prompt_tokens, completion_tokens, cached_tokens, "
-    "cost, latency_ms_sum, ttfb_ms_sum) SELECT created_at - created_at % 3600000, "
-    "user_id, key_id, model, channel_id, status - status % 100, COUNT(*), "
-    "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-    "SUM(completion_tokens), SUM(cached_tokens), SUM(cost), SUM(latency_ms), "
-    "SUM(ttfb_ms) FROM request_logs WHERE created_at >= {lo} AND created_at < {hi} "
-    "GROUP BY created_at - created_at % 3600000, user_id, key_id, model, channel_id, "
-    "status - status % 100")
-
-ROLLUP_TOTAL = (
-    "INSERT INTO request_log_hourly_total (hour_start, model, status_class, requests, "
-    "errors, prompt_tokens, completion_tokens, cached_tokens, cost, latency_ms_sum, "
-    "ttfb_ms_sum) SELECT hour_start, model, status_class, SUM(requests), SUM(errors), "
-    "SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cost), "
-    "SUM(latency_ms_sum), SUM(ttfb_ms_sum) FROM request_log_hourly WHERE hour_start = {lo} "
-    "GROUP BY hour_start, model, status_class")
-
-USAGE_SUMS = ("COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost), "
-              "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END)")
-SUMS = ("COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), "
-        "SUM(completion_tokens), SUM(cost)")
-
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
@@ -157,155 +135,174 @@ def load_pg(pg, n, end, ctl):
     return time.time() - t0
 
 
-# ---- the rollup: one transaction an hour, as billing_rollup.c ------------------
-def rollup_script(first, closed):
-    out = []
-    h = first - first % HOUR
-    while h < closed:
-        out += ["BEGIN;",
-                "UPDATE nebula_rollup_state SET done_to = %d, updated_at = %d WHERE "
-                "name = 'request_logs' AND done_to = %d;" % (h + HOUR, closed, h if
-                                                                 out else 0),
-                "DELETE FROM request_log_hourly WHERE hour_start = %d;" % h,
-                "DELETE FROM request_log_hourly_total WHERE hour_start = %d;" % h,
-                ROLLUP_INSERT.format(lo=h, hi=h + HOUR) + ";",
-                ROLLUP_TOTAL.format(lo=h) + ";", "COMMIT;"]
-        h += HOUR
-    return out
+# ---- a gateway on the database: the real rollup and the real admin API ---------
+TOKEN = "datagrowth-admin-token-0123456789abcdef"
+PORT = 19040
 
 
-def rollup_sqlite(path, end):
-    db = sqlite3.connect(path, isolation_level=None)
-    first = db.execute("SELECT MIN(created_at) FROM request_logs").fetchone()[0]
-    closed = (end - GRACE) - (end - GRACE) % HOUR
-    t0 = time.time()
-    for stmt in rollup_script(first, closed):
-        db.execute(stmt[:-1])
-    db.execute("ANALYZE")
-    hours = db.execute("SELECT COUNT(DISTINCT hour_start), COUNT(*), (SELECT COUNT(*) FROM "
-                       "request_log_hourly_total) FROM request_log_hourly").fetchone()
-    db.close()
-    return time.time() - t0, hours, closed
+class Gateway:
+    """httpd with mod_nebula_relay (admin API) and mod_nebula_billing (the
+    scheduler's rollup) on the bench database, on 127.0.0.1:PORT."""
 
+    def __init__(self, workdir, top, driver, params):
+        self.dir = os.path.join(workdir, "httpd-" + driver)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "httpd.conf")
+        lib = "/usr/lib/apache2/modules"
+        with open(self.conf, "w") as f:
+            f.write("""ServerRoot "{d}"
+PidFile "{d}/httpd.pid"
+DefaultRuntimeDir "{d}"
+Mutex file:{d} default
+ErrorLog "{d}/error_log"
+LogLevel warn
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1
+LoadModule mpm_event_module {lib}/mod_mpm_event.so
+ServerLimit 1
+StartServers 1
+ThreadsPerChild 8
+MaxRequestWorkers 8
+LoadModule authz_core_module {lib}/mod_authz_core.so
+LoadModule proxy_module {lib}/mod_proxy.so
+LoadModule dbd_module {lib}/mod_dbd.so
+LoadModule nebula_relay_module {top}/mod_nebula_relay/.libs/mod_nebula_relay.so
+LoadModule nebula_billing_module {top}/mod_nebula_billing/.libs/mod_nebula_billing.so
+DBDriver {driver}
+DBDParams "{params}"
+NebulaCryptoSecret "datagrowth-crypto-secret-0123456789abcdef"
+NebulaAdminToken "{token}"
+NebulaSessionSecret "datagrowth-session-secret-0123456789abcdef"
+NebulaBilling On
+NebulaBillingSpool {d}/billing.spool
+# the rollup runs once, through the admin API (no periodic passes besides):
+# every closed hour in one pass; the 90 days are kept
+NebulaScheduler Off
+NebulaLogRollup 10000
+NebulaLogRetention Off
+<Location /api>
+    Require all granted
+    NebulaAdmin On
+</Location>
+""".format(d=self.dir, port=PORT, lib=lib, top=top, driver=driver, params=params,
+           token=TOKEN))
+        self.conn = None
 
-def rollup_pg(pg, end):
-    cmd, env = psql_cmd(pg)
-    first = int(subprocess.run(cmd + ["-At", "-c", "SELECT MIN(created_at) FROM request_logs"],
-                               env=env, check=True, capture_output=True).stdout)
-    closed = (end - GRACE) - (end - GRACE) % HOUR
-    t0 = time.time()
-    subprocess.run(cmd, input="\n".join(rollup_script(first, closed)).encode(), env=env,
-                   check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(cmd + ["-c", "ANALYZE request_log_hourly; ANALYZE request_log_hourly_total"],
-                   env=env, check=True)
-    took = time.time() - t0
-    out = subprocess.run(cmd + ["-At", "-F", " ", "-c", "SELECT COUNT(DISTINCT hour_start), "
-                                "COUNT(*), (SELECT COUNT(*) FROM request_log_hourly_total) "
-                                "FROM request_log_hourly"], env=env, check=True,
-                         capture_output=True).stdout.split()
-    return took, (int(out[0]), int(out[1]), int(out[2])), closed
+    def ctl(self, verb):
+        subprocess.run(["/usr/sbin/apache2", "-f", self.conf, "-k", verb], check=verb != "stop",
+                       stderr=subprocess.DEVNULL if verb == "stop" else None)
+        if verb == "stop":
+            for _ in range(100):
+                if not os.path.exists(os.path.join(self.dir, "httpd.pid")):
+                    break
+                time.sleep(0.1)
+            return
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", PORT, timeout=1).connect()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("the gateway did not start: see %s/error_log" % self.dir)
 
-
-# ---- the dashboards' SQL ------------------------------------------------------
-def bucket_expr(col, size, off=0):
-    return "(%s + %d) - ((%s + %d) %% %d) - %d" % (col, off, col, off, size, off)
-
-
-def usage_raw(frm, to, size, filt):
-    return ("SELECT %s AS t, %s FROM request_logs WHERE created_at >= %d AND created_at < %d%s "
-            "GROUP BY 1 ORDER BY 1" % (bucket_expr("created_at", size), USAGE_SUMS, frm, to,
-                                       filt))
-
-
-def usage_rollup(frm, to, size, filt, done):
-    h1 = frm if frm % HOUR == 0 else frm - frm % HOUR + HOUR
-    h2 = min(to - to % HOUR, done)
-
-    def part(table, col, sums, lo, hi):
-        return ("SELECT %s AS t, %s FROM %s WHERE %s >= %d AND %s < %d%s GROUP BY 1"
-                % (bucket_expr(col, size), sums, table, col, lo, col, hi, filt))
-    return ("SELECT t, SUM(n), SUM(pt), SUM(ct), SUM(co), SUM(er) FROM ("
-            + part("request_logs", "created_at",
-                   "COUNT(*) AS n, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct, "
-                   "SUM(cost) AS co, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS er",
-                   frm, h1)
-            + " UNION ALL "
-            + part("request_log_hourly" if "_id" in filt else "request_log_hourly_total",
-                   "hour_start", "SUM(requests), SUM(prompt_tokens), "
-                   "SUM(completion_tokens), SUM(cost), SUM(errors)", h1, h2)
-            + " UNION ALL " + part("request_logs", "created_at", USAGE_SUMS, h2, to)
-            + ") u GROUP BY t ORDER BY t")
-
-
-def hist_bucket(c):
-    s = "CASE WHEN %s < 64 THEN %s ELSE %s - %s %% (CASE" % (c, c, c, c)
-    for e in range(6, 40):
-        s += " WHEN %s < %d THEN %d" % (c, 1 << (e + 1), 1 << (e - 5))
-    return s + " ELSE %d END) END" % (1 << 35)
-
-
-def summary(frm, to, by):
-    """The statements of one GET /api/stats/summary (by none or model)."""
-    w = " WHERE created_at >= %d AND created_at < %d" % (frm, to)
-    lat, ttft = "status < 400", "status < 400 AND is_stream = 1 AND ttfb_ms > 0"
-    out = ["SELECT %s FROM request_logs%s" % (SUMS, w),
-           "SELECT %s, COUNT(*) FROM request_logs%s AND %s GROUP BY 1 ORDER BY 1"
-           % (hist_bucket("latency_ms"), w, lat),
-           "SELECT %s, COUNT(*) FROM request_logs%s AND %s GROUP BY 1 ORDER BY 1"
-           % (hist_bucket("ttfb_ms"), w, ttft)]
-    if by == "model":
-        top = ", ".join("'model-%02d'" % i for i in range(10))
-        out += ["SELECT model, %s FROM request_logs%s GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
-                % (SUMS, w)]
-        for col, cond in (("latency_ms", lat), ("ttfb_ms", ttft)):
-            out.append("SELECT model, %s, COUNT(*) FROM request_logs%s AND %s AND (model IN "
-                       "(%s)) GROUP BY 1, 2 ORDER BY 1, 2" % (hist_bucket(col), w, cond, top))
-    return out
-
-
-def workload(end, done):
-    """(name, [raw statements], [rollup statements] or None)."""
-    q = []
-    for name, span, size, filt in (
-            ("usage 24 h by hour", DAY, HOUR, ""),
-            ("usage 7 d by hour, one model", 7 * DAY, HOUR, " AND model = 'model-03'"),
-            ("usage 30 d by day", 30 * DAY, DAY, ""),
-            ("usage 30 d by day, one user", 30 * DAY, DAY, " AND user_id = 17"),
-            ("usage 30 d by day, one key", 30 * DAY, DAY, " AND key_id = 117"),
-            ("usage 90 d by day", 90 * DAY, DAY, "")):
-        q.append((name, [usage_raw(end - span, end, size, filt)],
-                  [usage_rollup(end - span, end, size, filt, done)]))
-    q.append(("summary 24 h (totals, p50/p95/p99)", summary(end - DAY, end, "none"), None))
-    q.append(("summary 24 h by model", summary(end - DAY, end, "model"), None))
-    q.append(("summary 7 d by model", summary(end - 7 * DAY, end, "model"), None))
-    return q
-
-
-# ---- timing -------------------------------------------------------------------
-def time_sqlite(path, stmts, runs):
-    db = sqlite3.connect(path)
-    times = []
-    for _ in range(runs + 1):
+    def get(self, method, path, timeout=3600):
+        """(ms, status) of one request on the kept connection."""
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
         t0 = time.perf_counter()
-        for s in stmts:
-            db.execute(s).fetchall()
-        times.append((time.perf_counter() - t0) * 1000)
-    db.close()
-    return times[0], statistics.median(times[1:])
+        self.conn.request(method, path, headers={"Authorization": "Bearer " + TOKEN})
+        res = self.conn.getresponse()
+        body = res.read()
+        ms = (time.perf_counter() - t0) * 1000
+        if res.status != 200:
+            raise SystemExit("%s %s: %d %s" % (method, path, res.status, body[:300]))
+        return ms, json.loads(body)
+
+    def fresh(self):
+        """A new connection (a new child's database connection too)."""
+        if self.conn:
+            self.conn.close()
+        self.conn = None
+        self.ctl("stop")
+        self.ctl("start")
 
 
-def time_pg(pg, stmts, runs, restart):
-    if restart:
-        restart()
-    cmd, env = psql_cmd(pg)
-    script = ["\\o /dev/null", "\\timing on"]
-    for _ in range(runs + 1):
-        script += [s + ";" for s in stmts]
-    out = subprocess.run(cmd, input="\n".join(script).encode(), env=env, check=True,
+def sql(db, stmt):
+    """Run @a stmt on the bench database: ("sqlite", path) or ("pgsql", params)."""
+    if db[0] == "sqlite":
+        c = sqlite3.connect(db[1], isolation_level=None)
+        out = c.execute(stmt).fetchall()
+        c.close()
+        return out
+    cmd, env = psql_cmd(db[1])
+    out = subprocess.run(cmd + ["-At", "-F", " ", "-c", stmt], env=env, check=True,
                          capture_output=True).stdout.decode()
-    ms = [float(l.split()[1]) for l in out.splitlines() if l.startswith("Time:")]
-    per = [sum(ms[i * len(stmts):(i + 1) * len(stmts)]) for i in range(runs + 1)]
-    return per[0], statistics.median(per[1:])
+    return [tuple(l.split()) for l in out.splitlines() if l]
+
+
+def loaded(db):
+    """Whether the database holds the rows of an earlier load."""
+    try:
+        return int(sql(db, "SELECT COUNT(*) FROM (SELECT 1 FROM request_logs LIMIT 1) x")[0][0]) > 0
+    except (sqlite3.Error, subprocess.CalledProcessError):
+        return False
+
+
+ROLLUPS = ("'request_logs', 'request_logs_summary', 'request_logs_summary_day'")
+
+
+def rollup(gw, db):
+    """Every closed hour and day through the scheduler (billing_rollup.c)."""
+    sql(db, "UPDATE nebula_rollup_state SET done_to = 0 WHERE name IN (%s)" % ROLLUPS)
+    gw.fresh()
+    ms, _ = gw.get("POST", "/api/billing/scheduler/run")
+    sql(db, "ANALYZE")
+    counts = sql(db, "SELECT (SELECT COUNT(*) FROM request_log_hourly), "
+                     "(SELECT COUNT(*) FROM request_log_hourly_total), "
+                     "(SELECT COUNT(*) FROM request_log_summary WHERE span_hours = 1), "
+                     "(SELECT COUNT(*) FROM request_log_summary WHERE span_hours = 24)")[0]
+    return ms / 1000, [int(x) for x in counts]
+
+
+def workload(end):
+    """(name, admin API path) of the dashboards' queries over the data."""
+    def rng(span):
+        return "from=%d&to=%d" % (end - span, end)
+    return [
+        ("usage 24 h by hour", "/api/stats/usage?bucket=hour&" + rng(DAY)),
+        ("usage 7 d by hour, one model", "/api/stats/usage?bucket=hour&model=model-03&"
+         + rng(7 * DAY)),
+        ("usage 30 d by day", "/api/stats/usage?bucket=day&" + rng(30 * DAY)),
+        ("usage 30 d by day, one user", "/api/stats/usage?bucket=day&user_id=17&"
+         + rng(30 * DAY)),
+        ("usage 30 d by day, one key", "/api/stats/usage?bucket=day&key_id=117&"
+         + rng(30 * DAY)),
+        ("usage 90 d by day", "/api/stats/usage?bucket=day&" + rng(90 * DAY)),
+        ("summary 24 h (totals, p50/p95/p99)", "/api/stats/summary?" + rng(DAY)),
+        ("summary 24 h by model", "/api/stats/summary?by=model&limit=50&" + rng(DAY)),
+        ("summary 7 d by model", "/api/stats/summary?by=model&limit=50&" + rng(7 * DAY)),
+        ("summary 30 d by model", "/api/stats/summary?by=model&limit=50&" + rng(30 * DAY)),
+        ("summary 30 d by channel", "/api/stats/summary?by=channel&limit=50&"
+         + rng(30 * DAY)),
+        ("summary 30 d by key (top 50)", "/api/stats/summary?by=key&limit=50&"
+         + rng(30 * DAY)),
+        ("summary 30 d by user (top 50)", "/api/stats/summary?by=user&limit=50&"
+         + rng(30 * DAY)),
+        ("summary 30 d, one user", "/api/stats/summary?user_id=17&" + rng(30 * DAY)),
+        ("summary 90 d (totals)", "/api/stats/summary?" + rng(90 * DAY)),
+    ]
+
+
+def time_api(gw, path, runs, restart):
+    """cold (a new gateway child and, for PostgreSQL, a restarted server) and
+    the median of @a runs warm requests, in ms; and the last answer."""
+    if restart:
+        gw.ctl("stop")
+        restart()
+    gw.fresh()
+    cold, out = gw.get("GET", path)
+    warm = [gw.get("GET", path)[0] for _ in range(runs)]
+    return cold, statistics.median(warm), out
 
 
 def main():
@@ -316,10 +313,12 @@ def main():
     ap.add_argument("--pg-restart", help="a command that restarts that PostgreSQL")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--nebulactl", default="admin/nebulactl/nebulactl")
-    ap.add_argument("--skip-load", action="store_true", help="reuse the loaded databases")
+    ap.add_argument("--skip-load", action="store_true",
+                    help="reuse the databases an earlier run loaded (those it did load)")
     a = ap.parse_args()
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.makedirs(a.dir, exist_ok=True)
-    path = os.path.join(a.dir, "datagrowth.db")
+    path = os.path.abspath(os.path.join(a.dir, "datagrowth.db"))
     stamp = os.path.join(a.dir, "end.txt")
     if a.skip_load:
         end = int(open(stamp).read())
@@ -327,42 +326,70 @@ def main():
         end = int(time.time() * 1000)
         open(stamp, "w").write(str(end))
     results = {}
-    dbs = [("SQLite", None)] + ([("PostgreSQL", a.pg)] if a.pg else [])
+    dbs = [("SQLite", ("sqlite3", path), ("sqlite", path))]
+    if a.pg:
+        dbs.append(("PostgreSQL", ("pgsql", a.pg), ("pgsql", a.pg)))
     restart = (lambda: subprocess.run(a.pg_restart, shell=True, check=True,
                                       stdout=subprocess.DEVNULL)) if a.pg_restart else None
-    for name, pg in dbs:
-        if not a.skip_load:
+    for name, dbd, db in dbs:
+        if not a.skip_load or not loaded(db):
             log("%s: loading %d rows..." % (name, a.rows))
-            took = load_sqlite(path, a.rows, end, a.nebulactl) if pg is None else \
-                load_pg(pg, a.rows, end, a.nebulactl)
+            took = load_sqlite(path, a.rows, end, a.nebulactl) if db[0] == "sqlite" else \
+                load_pg(db[1], a.rows, end, a.nebulactl)
             log("%s: loaded in %.0f s" % (name, took))
             results[name + " load"] = took
-            rt, hours, done = rollup_sqlite(path, end) if pg is None else rollup_pg(pg, end)
-            log("%s: rolled up %d hours (%d rows, %d per model) in %.1f s"
-                % (name, hours[0], hours[1], hours[2], rt))
-            results[name + " rollup"] = (rt, hours)
-        done = (end - GRACE) - (end - GRACE) % HOUR
-        for q, raw, rolled in workload(end, done):
-            for kind, stmts in (("raw", raw), ("rollup", rolled)):
-                if stmts is None:
-                    continue
-                cold, warm = time_sqlite(path, stmts, a.runs) if pg is None else \
-                    time_pg(pg, stmts, a.runs, restart)
-                results[(name, q, kind)] = (cold, warm)
-                log("%s | %s | %s: cold %.1f ms, warm %.1f ms" % (name, q, kind, cold, warm))
-    print("| database | dashboard query | raw rows: cold / warm ms | rollup: cold / warm ms |")
+        else:  # a newer tree may bring migrations
+            nebulactl(["--dsn", "sqlite:" + path] if db[0] == "sqlite"
+                      else ["--driver", "pgsql", "--params", db[1]], a.nebulactl)
+        gw = Gateway(a.dir, top, dbd[0], dbd[1])
+        try:
+            rt, counts = rollup(gw, db)
+            log("%s: rolled up in %.0f s: %s" % (name, rt, counts))
+            results[name + " rollup"] = (rt, counts)
+            for mode in ("raw", "rollup"):
+                # raw: the watermarks at 0, so the API reads request_logs alone
+                # (what it did before the rollups); rollup: as the scheduler
+                # left them
+                saved = sql(db, "SELECT name, done_to FROM nebula_rollup_state")
+                if mode == "raw":
+                    sql(db, "UPDATE nebula_rollup_state SET done_to = 0")
+                answers = {}
+                for q, p in workload(end):
+                    cold, warm, out = time_api(gw, p, a.runs,
+                                               restart if db[0] == "pgsql" else None)
+                    results[(name, q, mode)] = (cold, warm)
+                    answers[q] = out
+                    log("%s | %s | %s: cold %.1f ms, warm %.1f ms" % (name, q, mode, cold,
+                                                                       warm))
+                results[(name, mode)] = answers
+                for n_, d in saved:
+                    sql(db, "UPDATE nebula_rollup_state SET done_to = %s WHERE name = '%s'"
+                        % (d, n_))
+            same = [q for q, _ in workload(end)
+                    if results[(name, "raw")][q] != results[(name, "rollup")][q]]
+            results[name + " differ"] = same
+            log("%s: answers that differ between raw rows and rollup: %s" % (name, same))
+        finally:
+            if gw.conn:
+                gw.conn.close()
+            gw.ctl("stop")
+    print("| database | dashboard query (admin API) | raw rows: cold / warm ms "
+          "| rollup: cold / warm ms |")
     print("|---|---|---|---|")
-    for name, _ in dbs:
-        for q, raw, rolled in workload(end, 0):
+    for name, _, _ in dbs:
+        for q, _ in workload(end):
             r = results[(name, q, "raw")]
-            o = results.get((name, q, "rollup"))
-            print("| %s | %s | %.1f / %.1f | %s |" % (
-                name, q, r[0], r[1], "%.1f / %.1f" % o if o else "(raw only)"))
-    for k, v in results.items():
-        if isinstance(k, str):
-            print("\n%s: %s" % (k, ("%.0f s" % v) if isinstance(v, float) else
-                                  "%.1f s, %d hours, %d rows, %d per model"
-                                  % (v[0], v[1][0], v[1][1], v[1][2])))
+            o = results[(name, q, "rollup")]
+            print("| %s | %s | %.1f / %.1f | %.1f / %.1f |" % (name, q, r[0], r[1], o[0], o[1]))
+    for name, _, _ in dbs:
+        if name + " load" in results:
+            print("\n%s load: %.0f s" % (name, results[name + " load"]))
+        if name + " rollup" in results:
+            rt, c = results[name + " rollup"]
+            print("%s rollup: %.0f s; request_log_hourly %d rows, request_log_hourly_total %d, "
+                  "request_log_summary %d hour rows, %d day rows" % (name, rt, *c))
+        print("%s: answers differing between raw rows and rollup: %s"
+              % (name, results[name + " differ"] or "none"))
 
 
 if __name__ == "__main__":

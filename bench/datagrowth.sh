@@ -8,8 +8,9 @@
 # Run as an unprivileged user (PostgreSQL refuses root). Starts a private
 # PostgreSQL with scripts/testdb.sh under bench/.work/datagrowth/pg (stopped
 # again on exit), then bench/datagrowth.py loads the rows into a SQLite file
-# and into that PostgreSQL, rolls them up and times the dashboards' SQL. The
-# databases stay in bench/.work/datagrowth (--skip-load reuses them; a 5M-row
+# and into that PostgreSQL and, through a gateway on each, rolls them up with
+# the scheduler and times the dashboards' admin API requests. The databases
+# stay in bench/.work/datagrowth (--skip-load reuses those loaded; a 5M-row
 # SQLite file is ~2 GB). Prints a Markdown table.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -203,9 +203,18 @@ apr_int64_t billing_in_unit(const char *unit, const nebula_usage_t *u, apr_int64
 int billing_reserve_reclaim(server_rec *s, apr_pool_t *p, apr_int64_t now_ms);
 
 /* billing_rollup.c: roll closed hours of request_logs up into
- * request_log_hourly (at most NebulaLogRollup hours a pass). Returns the
- * hours rolled up. */
+ * request_log_hourly and request_log_summary, and whole days of the latter
+ * (at most NebulaLogRollup hours of each a pass). Returns the hours and
+ * days rolled up. */
 int billing_rollup_pass(server_rec *s, apr_pool_t *p, apr_int64_t now_ms);
+
+/* billing_rollup_summary.c, inside the rollup's transaction: write the
+ * request_log_summary rows of the hour at @a hour from request_logs, or of
+ * the UTC day at @a day from its hours' rows. 0 with *err on failure. */
+int billing_rollup_summary_hour(nebula_ap_db_t *db, apr_pool_t *p, apr_int64_t hour,
+                                const char **err);
+int billing_rollup_summary_day(nebula_ap_db_t *db, apr_pool_t *p, apr_int64_t day,
+                               const char **err);
 
 /* billing_retention.c: delete request_logs rows older than
  * NebulaLogRetention, at most NebulaRetentionBatch a pass. Returns the rows

@@ -9,8 +9,9 @@
  * the same text. Short statements keep locks short on a busy database; a
  * backlog (a first run on a large table) drains over passes.
  *
- * While the rollup runs (NebulaLogRollup), rows not yet rolled up are kept
- * whatever their age, so the dashboards' hourly totals lose nothing. The
+ * While the rollup runs (NebulaLogRollup), rows not yet rolled up (into
+ * request_log_hourly and request_log_summary) are kept whatever their age,
+ * so the dashboards' totals lose nothing. The
  * rollup rows themselves are kept (they are small), and the ledger is never
  * pruned: it is the accounts' history. gov_audit has its own retention
  * (mod_nebula_gov, NebulaAuditRetention). */
@@ -31,8 +32,8 @@ int billing_retention_pass(server_rec *s, apr_pool_t *p, apr_int64_t now_ms)
     }
     if (c->rollup_hours > 0) {
         if (nebula_ap_db_select(db, "billing_retention_rolled",
-                                "SELECT done_to FROM nebula_rollup_state WHERE "
-                                "name = 'request_logs'",
+                                "SELECT MIN(done_to) FROM nebula_rollup_state WHERE "
+                                "name IN ('request_logs', 'request_logs_summary')",
                                 0, NULL, &rows, &err) != APR_SUCCESS || rows.nrows != 1) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                          "NEB02403: log retention: cannot read the rollup state: %s",

@@ -3,30 +3,34 @@
  * time-to-first-token percentiles of the request logs of a time range, in
  * total and for the top groups (model, channel, key or user) by requests.
  *
- * Percentiles come from a histogram the database fills with the same SQL on
- * SQLite, PostgreSQL and MySQL (integer comparisons and %, no log()): a
- * value v below 64 ms is its own bucket; above, v falls in the octave
- * [2^e, 2^(e+1)) and the bucket is v - v % 2^(e-5), one of 32 of equal width
- * in that octave. Each bucket is at most 1/32 of its lower bound wide, so a
- * value read back from it is within 3.2 % of the true one, and exact below
- * 64 ms. The C side walks the buckets in order and interpolates linearly
- * between order statistics (as numpy's default), spreading a bucket's
- * values evenly over its width. The work is bounded: at most ~30 octaves of
- * 32 buckets per group, and only the top `limit` groups are read. */
+ * Percentiles come from log-linear histograms (nebula_hist.h: exact below
+ * 64 ms, within 3.2 % above) that the database fills with the same SQL on
+ * SQLite, PostgreSQL and MySQL, read back with numpy's default
+ * interpolation.
+ *
+ * The range is read from the rollup where the scheduler has written it
+ * (request_log_summary, billing_rollup_summary.c) and from the raw rows
+ * elsewhere, with the same answer: raw rows for the part before the first
+ * whole hour and after the last rolled-up one; hour rows up to the first
+ * whole UTC day and after the last one; day rows between. The rollup holds
+ * one dimension at a time, so it serves the queries that constrain at most
+ * one column (grouping and filters alike: by=model, or by=key with key_id,
+ * or user_id alone); others read the raw rows, through the request logs'
+ * indexes on the filtered column. Only the top `limit` groups' histograms
+ * are read. */
 #include <apr_strings.h>
 #include <apr_hash.h>
 #include <http_protocol.h>
 #include "admin_self.h"
+#include "nebula_hist.h"
 
+#define HOUR_MS     APR_INT64_C(3600000)
 #define DAY_MS      APR_INT64_C(86400000)
-#define EXACT_BELOW 64 /* values below are their own bucket */
-#define SUB_BITS    5  /* 2^5 = 32 buckets an octave */
-#define TOP_OCTAVE  40 /* 2^40 ms: anything above shares the last width */
 #define MAX_GROUPS  100
 
 /* What the rows are grouped by. */
 typedef struct {
-    const char *name;  /* the query's "by" */
+    const char *name;  /* the query's "by", and request_log_summary's dim */
     const char *col;   /* request_logs column, NULL for none */
     const char *id;    /* the JSON member of the group's value */
     const char *label; /* the JSON member of its name, or NULL */
@@ -42,81 +46,192 @@ static const summary_by_t bys[] = {
     {"user", "user_id", "user_id", "username", "SELECT id, username FROM users"},
     {NULL, NULL, NULL, NULL, NULL}};
 
-/* One group's histogram: buckets (lower bound, count) in ascending order. */
+/* A group's two histograms. */
 typedef struct {
-    apr_array_header_t *lo, *n; /* apr_int64_t each */
-    apr_int64_t total;
-} hist_t;
+    nebula_hist_t *lat, *ttft;
+} summary_hists_t;
 
-/* The bucket of column @a c, as SQL. */
-static const char *bucket_sql(apr_pool_t *p, const char *c)
+/* A growing SQL text with any number of parameters. */
+typedef struct {
+    apr_pool_t *p;
+    const char *sql;
+    apr_array_header_t *args; /* const char * */
+} summary_sql_t;
+
+/* Query context: range, grouping, filters and the plan of what is read
+ * where: raw rows [from, h1) and [h2, to); request_log_summary's hour rows
+ * [h1, d1) and [d2, h2), its day rows [d1, d2). */
+typedef struct {
+    admin_req_t *a;
+    const summary_by_t *by;
+    apr_int64_t self_user;
+    apr_int64_t from, to, h1, d1, d2, h2;
+    const summary_by_t *fdim; /* the one filtered dimension, or bys[0] */
+    int rolled;               /* the rollup serves this query */
+    const char *in;           /* " AND (col IN (...) [OR col IS NULL])" or "" */
+    apr_array_header_t *in_args;
+} summary_q_t;
+
+#define SUMS_RAW                                                                         \
+    "COUNT(*) AS n, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS e, "               \
+    "SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct, SUM(cost) AS co"
+#define SUMS_ROLLED                                                                      \
+    "SUM(requests) AS n, SUM(errors) AS e, SUM(prompt_tokens) AS pt, "                   \
+    "SUM(completion_tokens) AS ct, SUM(cost) AS co"
+#define LATENCY_COND "status < 400"
+#define TTFT_COND    "status < 400 AND is_stream = 1 AND ttfb_ms > 0"
+
+static void sql_init(summary_sql_t *q, apr_pool_t *p, const char *head)
 {
-    const char *s = apr_pstrcat(p, "CASE WHEN ", c, " < ", apr_itoa(p, EXACT_BELOW),
-                                " THEN ", c, " ELSE ", c, " - ", c, " %% (CASE", NULL);
-    int e;
-
-    for (e = 6; e < TOP_OCTAVE; ++e) { /* 2^6 = EXACT_BELOW */
-        s = apr_psprintf(p, "%s WHEN %s < %" APR_INT64_T_FMT " THEN %" APR_INT64_T_FMT, s,
-                         c, APR_INT64_C(1) << (e + 1), APR_INT64_C(1) << (e - SUB_BITS));
-    }
-    return apr_psprintf(p, "%s ELSE %" APR_INT64_T_FMT " END) END", s,
-                        APR_INT64_C(1) << (TOP_OCTAVE - SUB_BITS));
+    q->p = p;
+    q->sql = head;
+    q->args = apr_array_make(p, 16, sizeof(const char *));
 }
 
-/* The width of the bucket starting at @a lo. */
-static apr_int64_t bucket_width(apr_int64_t lo)
+static void sql_add(summary_sql_t *q, const char *text, const apr_array_header_t *args)
 {
-    int e = 0;
-
-    if (lo < EXACT_BELOW) {
-        return 1;
+    q->sql = apr_pstrcat(q->p, q->sql, text, NULL);
+    if (args) {
+        apr_array_cat(q->args, args);
     }
-    while (e < TOP_OCTAVE && (lo >> (e + 1)) > 0) {
-        ++e;
-    }
-    return APR_INT64_C(1) << (e - SUB_BITS);
 }
 
-/* The @a j-th smallest value (0-based) read back from @a h. */
-static double hist_value(const hist_t *h, apr_int64_t j)
+/* Append the WHERE of a part (or its further conditions when @a has_where):
+ * the time column @a tcol in [lo, hi), the caller's user, the query's
+ * filters, then @a more and q->in. */
+static void sql_where(summary_q_t *q, summary_sql_t *out, int has_where, const char *tcol,
+                      apr_int64_t lo, apr_int64_t hi, const char *more)
 {
-    apr_int64_t before = 0;
+    admin_req_t *a = q->a;
+    admin_sql_t w;
     int i;
 
-    for (i = 0; i < h->n->nelts; ++i) {
-        apr_int64_t c = APR_ARRAY_IDX(h->n, i, apr_int64_t);
-        apr_int64_t lo = APR_ARRAY_IDX(h->lo, i, apr_int64_t);
-        if (j < before + c) {
-            return (double)lo + (double)(bucket_width(lo) - 1) *
-                                    ((double)(j - before) + 0.5) / (double)c;
-        }
-        before += c;
+    admin_sql_init(&w, a->r->pool, "");
+    w.nconds = has_where; /* go on with " AND " */
+    admin_sql_where(&w, apr_pstrcat(a->r->pool, tcol, " >= %lld", NULL), admin_i64(a, lo));
+    admin_sql_where(&w, apr_pstrcat(a->r->pool, tcol, " < %lld", NULL), admin_i64(a, hi));
+    if (q->self_user) {
+        admin_sql_where(&w, "user_id = %lld", admin_i64(a, q->self_user));
     }
-    return h->lo->nelts ? (double)APR_ARRAY_IDX(h->lo, h->lo->nelts - 1, apr_int64_t) : 0;
+    admin_logs_filters(a, &w, 0);
+    out->sql = apr_pstrcat(out->p, out->sql, w.sql, more, q->in, NULL);
+    for (i = 0; i < w.n; ++i) {
+        APR_ARRAY_PUSH(out->args, const char *) = w.args[i];
+    }
+    if (*q->in) {
+        apr_array_cat(out->args, q->in_args);
+    }
 }
 
-/* {"p50", "p95", "p99"} of @a h, or JSON null when it holds nothing. */
-static json_t *hist_json(const hist_t *h)
+/* The rollup's parts of [h1, h2) for dimension @a dim: hour, day, hour
+ * rows; each is "SELECT <@a select> FROM request_log_summary WHERE ...
+ * <@a more> <@a tail>", the first after @a sep, the others after UNION ALL.
+ * Nothing when the rollup does not serve the query. */
+static void rolled_parts(summary_q_t *q, summary_sql_t *out, const summary_by_t *dim,
+                         const char *select, const char *more, const char *tail,
+                         const char *sep)
 {
-    static const int ps[] = {50, 95, 99};
-    static const char *const names[] = {"p50", "p95", "p99"};
-    json_t *o;
+    apr_pool_t *p = q->a->r->pool;
+    const struct {
+        const char *span;
+        apr_int64_t lo, hi;
+    } parts[] = {{"1", q->h1, q->d1}, {"24", q->d1, q->d2}, {"1", q->d2, q->h2}};
     int i;
 
-    if (h == NULL || h->total == 0) {
-        return json_null();
-    }
-    o = json_object();
-    for (i = 0; i < 3; ++i) {
-        double k = (double)ps[i] / 100.0 * (double)(h->total - 1);
-        apr_int64_t lo = (apr_int64_t)k; /* k >= 0: the floor */
-        double v = hist_value(h, lo);
-        if (lo + 1 < h->total) {
-            v += (k - (double)lo) * (hist_value(h, lo + 1) - v);
+    for (i = 0; q->rolled && i < 3; ++i) {
+        if (parts[i].lo >= parts[i].hi) {
+            continue;
         }
-        json_object_set_new(o, names[i], json_integer((json_int_t)(v + 0.5)));
+        sql_add(out, apr_pstrcat(p, sep, "SELECT ", select,
+                                 " FROM request_log_summary WHERE dim = %s AND "
+                                 "span_hours = %lld", NULL), NULL);
+        APR_ARRAY_PUSH(out->args, const char *) = dim->name;
+        APR_ARRAY_PUSH(out->args, const char *) = parts[i].span;
+        sql_where(q, out, 1, "period_start", parts[i].lo, parts[i].hi, more);
+        sql_add(out, tail, NULL);
+        sep = " UNION ALL ";
     }
-    return o;
+}
+
+/* The raw parts [from, h1) and [h2, to), as rolled_parts(). */
+static void raw_parts(summary_q_t *q, summary_sql_t *out, const char *select,
+                      const char *more, const char *tail, const char *sep)
+{
+    apr_pool_t *p = q->a->r->pool;
+
+    sql_add(out, apr_pstrcat(p, sep, "SELECT ", select, " FROM request_logs", NULL), NULL);
+    sql_where(q, out, 0, "created_at", q->from, q->h1, more);
+    sql_add(out, tail, NULL);
+    if (q->h2 < q->to) {
+        sql_add(out, apr_pstrcat(p, " UNION ALL SELECT ", select, " FROM request_logs",
+                                 NULL), NULL);
+        sql_where(q, out, 0, "created_at", q->h2, q->to, more);
+        sql_add(out, tail, NULL);
+    }
+}
+
+/* The request_log_summary dimension of column @a col. */
+static const summary_by_t *dim_of(const char *col)
+{
+    int i;
+
+    for (i = 1; bys[i].name && strcmp(bys[i].col, col); ++i) {
+    }
+    return &bys[i];
+}
+
+/* Decide what is read where (summary_q_t); the raw rows alone when the
+ * rollup cannot serve the query or its state cannot be read. */
+static void plan(summary_q_t *q)
+{
+    static const char *const filters[] = {"model", "key_id", "channel_id", "user_id", NULL};
+    const char *fcol = q->self_user ? "user_id" : NULL;
+    nebula_dbd_rows_t rows;
+    apr_int64_t hdone = 0, ddone = 0;
+    int i, nf = q->self_user ? 1 : 0;
+
+    q->h1 = q->h2 = q->d1 = q->d2 = q->to;
+    q->rolled = 0;
+    q->fdim = &bys[0];
+    for (i = 0; filters[i]; ++i) {
+        if (apr_table_get(q->a->query, filters[i]) &&
+            (fcol == NULL || strcmp(fcol, filters[i]) != 0)) {
+            fcol = filters[i];
+            ++nf;
+        }
+    }
+    if (nf > 1 || (nf == 1 && q->by->col && strcmp(q->by->col, fcol) != 0)) {
+        return; /* more than one column constrained */
+    }
+    if (admin_db_select(q->a,
+                        "SELECT name, done_to FROM nebula_rollup_state WHERE name IN "
+                        "('request_logs_summary', 'request_logs_summary_day')",
+                        0, NULL, &rows) != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < rows.nrows; ++i) {
+        if (strcmp(rows.rows[i][0], "request_logs_summary") == 0) {
+            hdone = nebula_ap_db_int(&rows, i, 1);
+        }
+        else {
+            ddone = nebula_ap_db_int(&rows, i, 1);
+        }
+    }
+    q->fdim = nf ? dim_of(fcol) : &bys[0];
+    q->h1 = q->from % HOUR_MS ? q->from - q->from % HOUR_MS + HOUR_MS : q->from;
+    q->h2 = q->to - q->to % HOUR_MS;
+    q->h2 = q->h2 < hdone ? q->h2 : hdone;
+    if (q->h2 <= q->h1) {
+        q->h1 = q->h2 = q->d1 = q->d2 = q->to;
+        return;
+    }
+    q->d1 = q->h1 % DAY_MS ? q->h1 - q->h1 % DAY_MS + DAY_MS : q->h1;
+    q->d2 = q->h2 - q->h2 % DAY_MS;
+    q->d2 = q->d2 < ddone ? q->d2 : ddone;
+    if (q->d2 <= q->d1) {
+        q->d1 = q->d2 = q->h2;
+    }
+    q->rolled = 1;
 }
 
 /* The group value of row @a i, column 0, as the key of the maps ("" for
@@ -128,63 +243,135 @@ static const char *group_key(const nebula_dbd_rows_t *rows, int i)
     return v ? v : "";
 }
 
-/* Query context: the WHERE text and its arguments, the grouping. */
-typedef struct {
-    admin_req_t *a;
-    const summary_by_t *by;
-    admin_sql_t w;        /* " WHERE ..." and its arguments */
-    const char *in;       /* " AND (col IN (...) [OR col IS NULL])" or "" */
-    const char **in_args; /* w's arguments then the IN list's */
-    int in_n;
-} summary_q_t;
-
-/* Fill @a out (group key -> hist_t *, or "" for the totals) with the
- * histogram of @a col over the rows matching @a cond as well. */
-static int read_hist(summary_q_t *q, const char *col, const char *cond, apr_hash_t *out)
+/* The sums (requests, errors, prompt and completion tokens, cost) of the
+ * range, per group of @a by (its top @a limit) or in total. */
+static apr_status_t read_sums(summary_q_t *q, const summary_by_t *by, apr_int64_t limit,
+                              nebula_dbd_rows_t *rows)
 {
-    admin_req_t *a = q->a;
-    apr_pool_t *p = a->r->pool;
-    const char *g = q->by->col ? apr_pstrcat(p, q->by->col, ", ", NULL) : "";
-    const char *sql = apr_pstrcat(
-        p, "SELECT ", g, bucket_sql(p, col), ", COUNT(*) FROM request_logs", q->w.sql,
-        " AND ", cond, q->by->col ? q->in : "", " GROUP BY 1", q->by->col ? ", 2" : "",
-        " ORDER BY 1", q->by->col ? ", 2" : "", NULL);
-    nebula_dbd_rows_t rows;
-    int i, off = q->by->col ? 1 : 0;
+    apr_pool_t *p = q->a->r->pool;
+    const char *g = by->col ? apr_pstrcat(p, by->col, " AS g, ", NULL) : "";
+    const char *gb = by->col ? " GROUP BY 1" : "";
+    summary_sql_t s;
 
-    if (admin_db_select(a, sql, q->by->col ? q->in_n : q->w.n,
-                        q->by->col ? q->in_args : q->w.args, &rows) != APR_SUCCESS) {
+    sql_init(&s, p,
+             apr_pstrcat(p, "SELECT ", by->col ? "g, " : "",
+                         "SUM(n), SUM(e), SUM(pt), SUM(ct), SUM(co) FROM (", NULL));
+    raw_parts(q, &s, apr_pstrcat(p, g, SUMS_RAW, NULL), "", gb, "");
+    rolled_parts(q, &s, by->col ? by : q->fdim, apr_pstrcat(p, g, SUMS_ROLLED, NULL), "",
+                 gb, " UNION ALL ");
+    sql_add(&s, ") u", NULL);
+    if (by->col) {
+        sql_add(&s,
+                apr_psprintf(p, " GROUP BY g ORDER BY 2 DESC, 1 LIMIT %" APR_INT64_T_FMT,
+                             limit),
+                NULL);
+    }
+    return admin_db_select(q->a, s.sql, s.args->nelts, (const char **)s.args->elts, rows);
+}
+
+/* The histograms of group key @a key in @a out, made when new. */
+static summary_hists_t *hists_of(apr_hash_t *out, apr_pool_t *p, const char *key)
+{
+    summary_hists_t *h = apr_hash_get(out, key, APR_HASH_KEY_STRING);
+
+    if (h == NULL) {
+        h = apr_palloc(p, sizeof(*h));
+        h->lat = nebula_hist_make(p);
+        h->ttft = nebula_hist_make(p);
+        apr_hash_set(out, key, APR_HASH_KEY_STRING, h);
+    }
+    return h;
+}
+
+/* The histogram of @a col over the raw rows matching @a cond, into @a out. */
+static int read_raw_hist(summary_q_t *q, const summary_by_t *by, const char *col,
+                         const char *cond, apr_hash_t *out)
+{
+    apr_pool_t *p = q->a->r->pool;
+    summary_sql_t s;
+    nebula_dbd_rows_t rows;
+    int i, off = by->col ? 1 : 0;
+
+    sql_init(&s, p, "");
+    raw_parts(q, &s,
+              apr_pstrcat(p, by->col ? by->col : "", by->col ? ", " : "",
+                          nebula_hist_bucket_sql(p, col), ", COUNT(*)", NULL),
+              apr_pstrcat(p, " AND ", cond, NULL), by->col ? " GROUP BY 1, 2" : " GROUP BY 1",
+              "");
+    if (admin_db_select(q->a, s.sql, s.args->nelts, (const char **)s.args->elts, &rows) !=
+        APR_SUCCESS) {
         return 0;
     }
     for (i = 0; i < rows.nrows; ++i) {
-        const char *key = off ? group_key(&rows, i) : "";
-        hist_t *h = apr_hash_get(out, key, APR_HASH_KEY_STRING);
-        if (h == NULL) {
-            h = apr_pcalloc(p, sizeof(*h));
-            h->lo = apr_array_make(p, 64, sizeof(apr_int64_t));
-            h->n = apr_array_make(p, 64, sizeof(apr_int64_t));
-            apr_hash_set(out, key, APR_HASH_KEY_STRING, h);
-        }
-        APR_ARRAY_PUSH(h->lo, apr_int64_t) = nebula_ap_db_int(&rows, i, off);
-        APR_ARRAY_PUSH(h->n, apr_int64_t) = nebula_ap_db_int(&rows, i, off + 1);
-        h->total += nebula_ap_db_int(&rows, i, off + 1);
+        summary_hists_t *h = hists_of(out, p, off ? group_key(&rows, i) : "");
+        nebula_hist_add(strcmp(col, "latency_ms") ? h->ttft : h->lat,
+                        nebula_ap_db_int(&rows, i, off), nebula_ap_db_int(&rows, i, off + 1));
     }
     return 1;
 }
 
-#define SUMS_SQL                                                                         \
-    "COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), "     \
-    "SUM(completion_tokens), SUM(cost)"
-#define LATENCY_COND "status < 400"
-#define TTFT_COND    "status < 400 AND is_stream = 1 AND ttfb_ms > 0"
+/* The histograms of the range per group of @a by (or in total), into @a out
+ * (group key -> summary_hists_t *, "" for the total). */
+static int read_hists(summary_q_t *q, const summary_by_t *by, apr_hash_t *out)
+{
+    apr_pool_t *p = q->a->r->pool;
+    summary_sql_t s;
+    nebula_dbd_rows_t rows;
+    int i;
+
+    if (!read_raw_hist(q, by, "latency_ms", LATENCY_COND, out) ||
+        !read_raw_hist(q, by, "ttfb_ms", TTFT_COND, out)) {
+        return 0;
+    }
+    if (!q->rolled) {
+        return 1;
+    }
+    sql_init(&s, p, "");
+    rolled_parts(q, &s, by->col ? by : q->fdim,
+                 apr_pstrcat(p, by->col ? by->col : "NULL", ", latency_hist, ttft_hist", NULL),
+                 "", "", "");
+    if (admin_db_select(q->a, s.sql, s.args->nelts, (const char **)s.args->elts, &rows) !=
+        APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < rows.nrows; ++i) {
+        summary_hists_t *h = hists_of(out, p, by->col ? group_key(&rows, i) : "");
+        if (!nebula_hist_add_text(h->lat, rows.rows[i][1]) ||
+            !nebula_hist_add_text(h->ttft, rows.rows[i][2])) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, q->a->r,
+                          "NEB01504: stats summary: a malformed histogram in "
+                          "request_log_summary is left out");
+        }
+    }
+    return 1;
+}
+
+/* {"p50", "p95", "p99"} of @a h, or JSON null when it holds nothing. */
+static json_t *hist_json(nebula_hist_t *h)
+{
+    static const int ps[] = {50, 95, 99};
+    static const char *const names[] = {"p50", "p95", "p99"};
+    json_t *o;
+    int i;
+
+    if (h == NULL || nebula_hist_total(h) == 0) {
+        return json_null();
+    }
+    o = json_object();
+    for (i = 0; i < 3; ++i) {
+        double v = nebula_hist_quantile(h, (double)ps[i] / 100.0);
+        json_object_set_new(o, names[i], json_integer((json_int_t)(v + 0.5)));
+    }
+    return o;
+}
 
 /* The summary of row @a i of @a rows, its sums from column @a c0. */
 static json_t *summary_json(const nebula_dbd_rows_t *rows, int i, int c0,
-                            const hist_t *lat, const hist_t *ttft)
+                            const summary_hists_t *h)
 {
     json_t *o = json_object();
-    apr_int64_t req = rows->nrows > i ? nebula_ap_db_int(rows, i, c0) : 0;
-    apr_int64_t err = rows->nrows > i ? nebula_ap_db_int(rows, i, c0 + 1) : 0;
+    apr_int64_t req = nebula_ap_db_int(rows, i, c0);
+    apr_int64_t err = nebula_ap_db_int(rows, i, c0 + 1);
     static const char *const names[] = {"prompt_tokens", "completion_tokens", "cost"};
     int j;
 
@@ -193,12 +380,10 @@ static json_t *summary_json(const nebula_dbd_rows_t *rows, int i, int c0,
     json_object_set_new(o, "success_rate",
                         req ? json_real((double)(req - err) / (double)req) : json_null());
     for (j = 0; j < 3; ++j) {
-        json_object_set_new(
-            o, names[j],
-            json_integer(rows->nrows > i ? nebula_ap_db_int(rows, i, c0 + 2 + j) : 0));
+        json_object_set_new(o, names[j], json_integer(nebula_ap_db_int(rows, i, c0 + 2 + j)));
     }
-    json_object_set_new(o, "latency_ms", hist_json(lat));
-    json_object_set_new(o, "ttft_ms", hist_json(ttft));
+    json_object_set_new(o, "latency_ms", hist_json(h ? h->lat : NULL));
+    json_object_set_new(o, "ttft_ms", hist_json(h ? h->ttft : NULL));
     return o;
 }
 
@@ -209,9 +394,7 @@ static void restrict_groups(summary_q_t *q, const nebula_dbd_rows_t *rows)
     const char *list = "";
     int i, n = 0, has_null = 0, is_text = strcmp(q->by->name, "model") == 0;
 
-    q->in_args = apr_pcalloc(p, sizeof(char *) * (q->w.n + rows->nrows + 1));
-    memcpy(q->in_args, q->w.args, sizeof(char *) * q->w.n);
-    q->in_n = q->w.n;
+    q->in_args = apr_array_make(p, rows->nrows + 1, sizeof(const char *));
     for (i = 0; i < rows->nrows; ++i) {
         const char *v = rows->rows[i][0];
         if (!is_text && (v == NULL || *v == '\0')) {
@@ -219,7 +402,7 @@ static void restrict_groups(summary_q_t *q, const nebula_dbd_rows_t *rows)
             continue;
         }
         if (is_text) {
-            q->in_args[q->in_n++] = v ? v : "";
+            APR_ARRAY_PUSH(q->in_args, const char *) = v ? v : "";
         }
         list = apr_pstrcat(
             p, list, n++ ? ", " : "",
@@ -270,33 +453,27 @@ static json_t *group_rows(summary_q_t *q, apr_int64_t limit)
     admin_req_t *a = q->a;
     apr_pool_t *p = a->r->pool;
     nebula_dbd_rows_t rows;
-    apr_hash_t *lat = apr_hash_make(p), *ttft = apr_hash_make(p), *names;
+    apr_hash_t *hists = apr_hash_make(p), *names;
     json_t *out = json_array();
     int i;
-    const char *sql =
-        apr_pstrcat(p, "SELECT ", q->by->col, ", " SUMS_SQL " FROM request_logs",
-                    q->w.sql, " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ",
-                    apr_psprintf(p, "%" APR_INT64_T_FMT, limit), NULL);
 
     nebula_json_own(p, out);
-    if (admin_db_select(a, sql, q->w.n, q->w.args, &rows) != APR_SUCCESS) {
+    if (read_sums(q, q->by, limit, &rows) != APR_SUCCESS) {
         admin_db_fail(a, "sum request logs by group");
         return NULL;
     }
-    restrict_groups(q, &rows);
     if ((names = group_names(q, &rows)) == NULL) {
         admin_db_fail(a, "read the names of the groups");
         return NULL;
     }
-    if (!read_hist(q, "latency_ms", LATENCY_COND, lat) ||
-        !read_hist(q, "ttfb_ms", TTFT_COND, ttft)) {
+    restrict_groups(q, &rows);
+    if (!read_hists(q, q->by, hists)) {
         admin_db_fail(a, "read latency histograms");
         return NULL;
     }
     for (i = 0; i < rows.nrows; ++i) {
         const char *key = group_key(&rows, i);
-        json_t *o = summary_json(&rows, i, 1, apr_hash_get(lat, key, APR_HASH_KEY_STRING),
-                                 apr_hash_get(ttft, key, APR_HASH_KEY_STRING));
+        json_t *o = summary_json(&rows, i, 1, apr_hash_get(hists, key, APR_HASH_KEY_STRING));
         if (q->by->label == NULL) {
             json_object_set_new(o, q->by->id, json_string(key));
         }
@@ -315,8 +492,7 @@ static json_t *group_rows(summary_q_t *q, apr_int64_t limit)
 }
 
 /* The query: range, grouping, limit and filters; errors are recorded. */
-static const summary_by_t *read_query(admin_req_t *a, summary_q_t *q,
-                                      apr_int64_t self_user, apr_int64_t *from,
+static const summary_by_t *read_query(admin_req_t *a, apr_int64_t self_user, apr_int64_t *from,
                                       apr_int64_t *to, apr_int64_t *limit)
 {
     static const char *const allowed[] = {
@@ -324,6 +500,7 @@ static const summary_by_t *read_query(admin_req_t *a, summary_q_t *q,
     static const char *const self_allowed[] = {"from",  "to",     "by", "limit",
                                                "model", "key_id", NULL};
     const char *by = "none";
+    admin_sql_t w;
     int i;
 
     admin_query_only(a, self_user ? self_allowed : allowed);
@@ -347,62 +524,48 @@ static const summary_by_t *read_query(admin_req_t *a, summary_q_t *q,
                                 : "'by' must be one of: none, model, channel, key, user");
         return NULL;
     }
-    admin_sql_init(&q->w, a->r->pool, "");
-    admin_sql_where(&q->w, "created_at >= %lld", admin_i64(a, *from));
-    admin_sql_where(&q->w, "created_at < %lld", admin_i64(a, *to));
-    if (self_user) {
-        admin_sql_where(&q->w, "user_id = %lld", admin_i64(a, self_user));
-    }
-    admin_logs_filters(a, &q->w, 0);
+    admin_sql_init(&w, a->r->pool, "");
+    admin_logs_filters(a, &w, 0); /* checks the filters; the parts add them */
     return &bys[i];
 }
 
 int admin_stats_summary_send(admin_req_t *a, apr_int64_t self_user)
 {
     summary_q_t q;
-    apr_int64_t from, to, limit;
+    apr_int64_t limit;
     nebula_dbd_rows_t rows;
-    apr_hash_t *lat = apr_hash_make(a->r->pool), *ttft = apr_hash_make(a->r->pool);
-    const summary_by_t *none = &bys[0];
+    apr_hash_t *hists = apr_hash_make(a->r->pool);
     json_t *out, *groups;
 
     memset(&q, 0, sizeof(q));
     q.a = a;
-    q.by = read_query(a, &q, self_user, &from, &to, &limit);
+    q.self_user = self_user;
+    q.in = "";
+    q.by = read_query(a, self_user, &q.from, &q.to, &limit);
     if (a->err_status) {
         return admin_send_recorded(a);
     }
     if (!admin_db(a)) {
         return OK;
     }
-    if (admin_db_select(a,
-                        apr_pstrcat(a->r->pool, "SELECT " SUMS_SQL " FROM request_logs",
-                                    q.w.sql, NULL),
-                        q.w.n, q.w.args, &rows) != APR_SUCCESS) {
+    plan(&q);
+    if (read_sums(&q, &bys[0], 0, &rows) != APR_SUCCESS) {
         return admin_db_fail(a, "sum request logs");
     }
-    {
-        const summary_by_t *by = q.by;
-        q.by = none;
-        if (!read_hist(&q, "latency_ms", LATENCY_COND, lat) ||
-            !read_hist(&q, "ttfb_ms", TTFT_COND, ttft)) {
-            return admin_db_fail(a, "read latency histograms");
-        }
-        q.by = by;
+    if (!read_hists(&q, &bys[0], hists)) {
+        return admin_db_fail(a, "read latency histograms");
     }
     groups = q.by->col ? group_rows(&q, limit) : json_array();
     if (groups == NULL) {
         return OK;
     }
     out = json_object();
-    json_object_set_new(out, "from", json_integer(from));
-    json_object_set_new(out, "to", json_integer(to));
+    json_object_set_new(out, "from", json_integer(q.from));
+    json_object_set_new(out, "to", json_integer(q.to));
     json_object_set_new(out, "by", json_string(q.by->name));
     json_object_set_new(out, "limit", json_integer(limit));
     json_object_set_new(out, "total",
-                        summary_json(&rows, 0, 0,
-                                     apr_hash_get(lat, "", APR_HASH_KEY_STRING),
-                                     apr_hash_get(ttft, "", APR_HASH_KEY_STRING)));
+                        summary_json(&rows, 0, 0, apr_hash_get(hists, "", APR_HASH_KEY_STRING)));
     json_object_set_new(out, "rows", groups);
     return admin_send_data(a, HTTP_OK, out);
 }

@@ -5,6 +5,10 @@
 # billed requests and from direct inserts, moved into closed hours with SQL.
 # Checked: the rollup rows equal the raw aggregates of each hour; the usage
 # dashboard answers the same before and after (and does read the rollup);
+# the summary's rollup (hours and whole UTC days per dimension, with latency
+# histograms) gives GET /api/stats/summary the same answers as the raw rows
+# for every grouping and single filter, is read (and the raw rows of rolled
+# days are not needed), and is recomputed rather than added to;
 # running again, re-running hours (a pass killed half-way) and four passes at
 # once change nothing; retention deletes exactly the oldest rows past the limit,
 # three a pass, and the ledger rows of a deleted log stay.
@@ -19,13 +23,14 @@ use NebulaBilling qw(billed_chat billed_setup ledger_rows wallet);
 use POSIX ();
 use Time::HiRes qw(time);
 
-plan tests => 27;
+plan tests => 27 + 18;
 
 my $H = 3600 * 1000;
 my $now = int(time() * 1000);
 my $HNOW = $now - $now % $H;               # the current hour
 my $RB = 'http://' . NebulaAdmin::hostport_of('nebula_rollup');
 my $M = uniq('rollup-m');
+sub eq_deeply_json { return JSON::PP->new->canonical->encode($_[0]) eq JSON::PP->new->canonical->encode($_[1]) }
 sub run_rollup { return api_ok('POST', '/api/billing/scheduler/run', undef, base => $RB, @_) }
 sub done_to {
     return db_value("SELECT done_to FROM nebula_rollup_state WHERE name = 'request_logs'");
@@ -52,6 +57,7 @@ sub my_raw {
 # back as found (nothing rolled up: the other tests write into old hours).
 END { eval { db_exec("DELETE FROM request_log_hourly");
              db_exec("DELETE FROM request_log_hourly_total");
+             db_exec("DELETE FROM request_log_summary");
              db_exec("UPDATE nebula_rollup_state SET done_to = 0") } }
 # rows older than the test's own old rows: left by an interrupted run
 db_exec('DELETE FROM request_logs WHERE created_at < 788918400000');
@@ -147,6 +153,127 @@ is(api_ok('GET', "/api/stats/usage?$queries[2]")->{total}{cost},
    $before[2]{total}{cost} + 1000, 'by user (day buckets, +1 h): the detailed rollup');
 is(api_ok('GET', "/api/stats/usage?$queries[3]")->{total}{cost}, $before[3]{total}{cost},
    'a half-hour offset reads the raw rows');
+
+# ---- the summary's rollup: hours and whole days --------------------------------
+my $DAY = 24 * $H;
+my $D = $HNOW - $HNOW % $DAY - 3 * $DAY;    # a UTC day three days ago
+my ($MX, $MY) = ("$M-x", "$M-y");
+sub put2 {
+    my ($t, $m, $uid, $kid, $cid, $status, $stream, $pt, $ct, $cost, $lat, $ttfb) = @_;
+    my $id = sprintf('%08x-0000-7000-8000-%012x', $$, ++$n + int(rand(2**30)) * 1000);
+    db_exec(sprintf("INSERT INTO request_logs (id, created_at, key_id, user_id, model, "
+                    . "channel_id, status, is_stream, prompt_tokens, completion_tokens, "
+                    . "cost, latency_ms, ttfb_ms) VALUES ('%s', %d, %s, %s, '%s', %s, %d, %d, "
+                    . "%d, %d, %d, %d, %d)", $id, $t, $kid // 'NULL', $uid // 'NULL', $m,
+                    $cid // 'NULL', $status, $stream, $pt, $ct, $cost, $lat, $ttfb));
+}
+# the day before (hours 20-23), the day (every 3 hours), the day after (0-7);
+# latencies over several octaves, streams with a first token, errors, rows
+# without key, user or channel
+my $i = 0;
+for my $t ((map { $D - $DAY + $_ * $H } 20 .. 23), (map { $D + $_ * 3 * $H } 0 .. 7),
+           (map { $D + $DAY + $_ * $H } 0 .. 7)) {
+    for my $j (0 .. 5) {
+        ++$i;
+        my $own = $j != 5;
+        put2($t + 1000 * $j + 7, $j % 2 ? $MX : $MY, $own ? $s{user} : undef,
+             $own ? $s{key_id} : undef, $j == 4 ? undef : $s{channel},
+             $j == 3 ? 500 : $j == 5 ? 401 : 200, $j % 3 == 0 ? 1 : 0,
+             10 + $i, 3 * $i, 7 * $i, 5 + 37 * $i + 900 * ($j == 2), $j % 3 == 0 ? 3 + $i : 0);
+    }
+}
+sub summary_done {
+    return db_rows("SELECT name, done_to FROM nebula_rollup_state WHERE name IN "
+                   . "('request_logs_summary', 'request_logs_summary_day') ORDER BY name");
+}
+sub my_summary_rows {
+    return db_rows("SELECT period_start, span_hours, dim, COALESCE(model, ''), "
+                   . "COALESCE(channel_id, -1), COALESCE(key_id, -1), COALESCE(user_id, -1), "
+                   . "requests, errors, prompt_tokens, completion_tokens, cost, latency_hist, "
+                   . "ttft_hist FROM request_log_summary WHERE period_start >= " . ($D - $DAY)
+                   . " AND period_start < " . ($D + 2 * $DAY) . " ORDER BY 1, 2, 3, 4, 5, 6, 7");
+}
+# raw head [D-1d 21:30, D-1d 22:00), hours to D, the day D, hours D+1d 0-5,
+# raw tail 06:00-06:30; a whole day alone; hours within one day
+my @ranges = ("from=" . ($D - 2 * $H - 1800000) . "&to=" . ($D + $DAY + 6 * $H + 1800000),
+              "from=$D&to=" . ($D + $DAY),
+              "from=" . ($D + $DAY + $H) . "&to=" . ($D + $DAY + 4 * $H + 5));
+my @sq;
+for my $r (@ranges) {
+    push @sq, map { "$r&$_" } ('by=none', "by=model&model=$MX", "model=$MY",
+                               "by=channel&limit=100", "by=key&key_id=$s{key_id}",
+                               "by=user&limit=100", "user_id=$s{user}",
+                               "by=key&model=$MX");
+}
+push @sq, "$ranges[0]&by=model&limit=100", "$ranges[0]&by=model&limit=1";
+db_exec("UPDATE nebula_rollup_state SET done_to = " . ($D - $DAY)
+        . " WHERE name IN ('request_logs_summary', 'request_logs_summary_day')");
+my @sbefore = map { api_ok('GET', "/api/stats/summary?$_") } @sq;
+my $mine = (grep { $_->{model} eq $MY } @{ $sbefore[-2]{rows} })[0];
+is($mine->{requests}, 17 * 3, 'the raw rows of the wide range: 51 of one model');
+ok($mine->{latency_ms} && $mine->{ttft_ms}, 'with latency and TTFT percentiles');
+run_rollup() for 1 .. 2;    # 48 hours with rows a pass
+my %sd = map { @$_ } @{ summary_done() };
+is($sd{request_logs_summary}, done_to(), 'the summary rollup reached the closed hours');
+ok($sd{request_logs_summary_day} >= $D + 2 * $DAY && $sd{request_logs_summary_day} % $DAY == 0,
+   'and its days every whole day of them');
+my $srows = my_summary_rows();
+is(scalar(grep { $_->[1] == 24 && $_->[0] == $D } @$srows) > 0, 1, 'day D has day rows');
+is_deeply([ map { $_->[7] } grep { $_->[0] == $D && $_->[1] == 24 && $_->[2] eq 'model' &&
+                                   ($_->[3] eq $MX || $_->[3] eq $MY) } @$srows ],
+          [ 24, 24 ], 'its per-model rows count the day\'s 48 rows of the two models');
+my @safter = map { api_ok('GET', "/api/stats/summary?$_") } @sq;
+my @diff = grep { !eq_deeply_json($safter[$_], $sbefore[$_]) } 0 .. $#sq;
+is_deeply([ @sq[@diff] ], [], 'every summary answers as before the rollup (' . @sq
+          . ' queries: 3 ranges x groupings and filters)');
+
+# it is read: the day row, the hour rows, not the raw rows of the rolled hours
+sub total_cost { api_ok('GET', "/api/stats/summary?$_[0]")->{total}{cost} }
+db_exec("UPDATE request_log_summary SET cost = cost + 1000 WHERE dim = 'model' AND "
+        . "model = '$MY' AND span_hours = 24 AND period_start = $D");
+db_exec("UPDATE request_log_summary SET cost = cost + 20 WHERE dim = 'model' AND "
+        . "model = '$MY' AND span_hours = 1 AND period_start = " . ($D - $H));
+db_exec("UPDATE request_log_summary SET cost = cost + 300 WHERE dim = 'model' AND "
+        . "model = '$MY' AND span_hours = 1 AND period_start = " . ($D + $DAY + 2 * $H));
+is(total_cost("$ranges[0]&model=$MY"), $sbefore[2]{total}{cost} + 1320,
+   'the wide range reads the day row and both sides\' hour rows');
+is(total_cost("$ranges[1]&model=$MY"), $sbefore[10]{total}{cost} + 1000,
+   'a whole day: the day row alone');
+is(total_cost("$ranges[2]&model=$MY"), $sbefore[18]{total}{cost} + 300,
+   'hours of a day: the hour rows');
+my $two = api_ok('GET', "/api/stats/summary?$ranges[0]&model=$MY&user_id=$s{user}");
+my $raw_two = db_value("SELECT SUM(cost) FROM request_logs WHERE model = '$MY' AND user_id = "
+                       . "$s{user} AND created_at >= " . ($D - 2 * $H - 1800000)
+                       . " AND created_at < " . ($D + $DAY + 6 * $H + 1800000));
+is($two->{total}{cost}, $raw_two, 'two filtered columns: the raw rows, untampered');
+
+# recomputed, not added to: roll the summary's hours and days again
+db_exec("UPDATE nebula_rollup_state SET done_to = " . ($D - $DAY)
+        . " WHERE name IN ('request_logs_summary', 'request_logs_summary_day')");
+run_rollup() for 1 .. 2;
+is_deeply(my_summary_rows(), $srows, 'rolled again: the same rows, the tampering undone');
+@safter = map { api_ok('GET', "/api/stats/summary?$_") } @sq;
+@diff = grep { !eq_deeply_json($safter[$_], $sbefore[$_]) } 0 .. $#sq;
+is_deeply([ @sq[@diff] ], [], 'and the same answers');
+
+# the raw rows of the rolled hours are not needed: delete the day's
+db_exec("DELETE FROM request_logs WHERE model IN ('$MX', '$MY') AND created_at >= $D "
+        . "AND created_at < " . ($D + $DAY));
+is_deeply(api_ok('GET', "/api/stats/summary?$sq[1]"), $sbefore[1],
+          'by model over the wide range: as before, with day D\'s raw rows gone');
+is_deeply(api_ok('GET', "/api/stats/summary?$sq[9]"), $sbefore[9],
+          'a whole day from its day rows alone');
+isnt(api_ok('GET', "/api/stats/summary?$ranges[1]&by=key&model=$MX")->{total}{requests},
+     $sbefore[15]{total}{requests}, 'while a two-column query reads the (deleted) raw rows');
+
+# a malformed histogram is left out, with a warning, not a failure
+db_exec("UPDATE request_log_summary SET latency_hist = 'x' WHERE dim = 'none' AND "
+        . "span_hours = 24 AND period_start = $D");
+my $bad = api_ok('GET', "/api/stats/summary?$ranges[1]");
+is($bad->{total}{requests}, $sbefore[8]{total}{requests}, 'a malformed histogram: sums kept');
+ok(!defined $bad->{total}{latency_ms} || ref $bad->{total}{latency_ms} eq 'HASH',
+   'and the answer still a summary');
+db_exec("UPDATE request_log_summary SET latency_hist = '' WHERE latency_hist = 'x'");
 
 # ---- idempotent: again, hours re-run, four passes at once ---------------------
 my $done = done_to();

@@ -68,6 +68,7 @@ int main(void)
     srunner_add_suite(sr, unit_dsn_suite());
     srunner_add_suite(sr, unit_migrate_split_suite());
     srunner_add_suite(sr, unit_breaker_suite());
+    srunner_add_suite(sr, unit_hist_suite());
     srunner_add_suite(sr, unit_tokens_suite());
     srunner_add_suite(sr, unit_price_suite());
     srunner_add_suite(sr, unit_ledger_suite());

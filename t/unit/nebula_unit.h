@@ -23,6 +23,7 @@ Suite *unit_id_suite(void);
 Suite *unit_dsn_suite(void);
 Suite *unit_migrate_split_suite(void);
 Suite *unit_breaker_suite(void);
+Suite *unit_hist_suite(void);
 Suite *unit_tokens_suite(void);
 Suite *unit_price_suite(void);
 Suite *unit_ledger_suite(void);
