@@ -86,6 +86,17 @@ apr_status_t nebula_crypto_hmac_sha256(const void *key, apr_size_t keylen,
     return res != NULL && outlen == NEBULA_CRYPTO_SHA256_LEN ? APR_SUCCESS : APR_EGENERAL;
 }
 
+const char *nebula_crypto_voucher_hash(apr_pool_t *p, const char *key, const char *norm)
+{
+    unsigned char mac[NEBULA_CRYPTO_SHA256_LEN];
+    const char *msg = apr_pstrcat(p, "voucher:", norm, NULL);
+
+    if (nebula_crypto_hmac_sha256(key, strlen(key), msg, strlen(msg), mac) != APR_SUCCESS) {
+        return NULL;
+    }
+    return nebula_crypto_hex(p, mac, sizeof(mac));
+}
+
 apr_status_t nebula_crypto_hkdf_sha256(const void *ikm, apr_size_t ikmlen,
                                        const void *salt, apr_size_t saltlen,
                                        const void *info, apr_size_t infolen,

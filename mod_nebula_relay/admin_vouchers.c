@@ -5,9 +5,11 @@
  * Crockford's base32 (no I, L, O, U) and one check character (Luhn mod 32
  * over the prefix and the 16), shown as [PREFIX-]XXXX-XXXX-XXXX-XXXX-C; a
  * new-api code is 32 lowercase hex digits (a UUIDv4 without dashes, as
- * new-api makes them). A code is stored only as its HMAC-SHA256 under
- * NebulaCryptoSecret (so a dump of the database cannot test guesses) and,
- * until its batch's one export, sealed with the relay keyring.
+ * new-api makes them). A code is stored only as its HMAC-SHA256 under the
+ * voucher key (voucher_key(): sealed in the database with the relay
+ * keyring, so a dump of the database cannot test guesses, and a secret
+ * rotation keeps every code valid) and, until its batch's one export,
+ * sealed with the relay keyring.
  *
  * Redemption normalises what the user typed (case, dashes, spaces, O -> 0,
  * I/L -> 1), refuses a wrong check character before any lookup, hashes the
@@ -96,18 +98,69 @@ static const char *code_normalise(apr_pool_t *p, const char *in, int *newapi,
     return s;
 }
 
-/* The stored form of a normalised code: HMAC-SHA256 hex under the crypto
- * secret (NULL on failure). */
-static const char *code_hash(admin_req_t *a, const char *norm)
+/* The key of the codes' hashes (nebula_secrets, migration 0010), opened
+ * with the keyring (the previous secret's too, mid-rotation). The first use
+ * sets it to NebulaCryptoSecret, the key of the hashes made before the
+ * table existed; `nebulactl rotate-secret` re-seals it, so the hashes, and
+ * the codes already handed out, outlive a rotation. NULL after an error was
+ * sent. */
+static const char *voucher_key(admin_req_t *a)
 {
-    unsigned char mac[32];
-    const char *msg = apr_pstrcat(a->r->pool, "voucher:", norm, NULL);
+    static const char aad[] = NEBULA_SECRETS_AAD NEBULA_VOUCHER_KEY_NAME;
+    nebula_dbd_rows_t rows;
+    const char *args[2], *sealed;
+    char *plain;
+    apr_size_t len;
+    int first;
 
-    if (nebula_crypto_hmac_sha256(a->sc->crypto_secret, strlen(a->sc->crypto_secret), msg,
-                                  strlen(msg), mac) != APR_SUCCESS) {
+    for (first = 1;; first = 0) {
+        if (admin_db_select(a,
+                            "SELECT sealed FROM nebula_secrets WHERE name = '"
+                            NEBULA_VOUCHER_KEY_NAME "'",
+                            0, NULL, &rows) != APR_SUCCESS) {
+            admin_db_fail(a, "read the voucher key");
+            return NULL;
+        }
+        if (rows.nrows == 1 && rows.rows[0][0] && *rows.rows[0][0]) {
+            break;
+        }
+        if (rows.nrows != 1 || !first) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, a->r,
+                          "NEB01601: vouchers: nebula_secrets has no %s row "
+                          "(run nebulactl migrate)", NEBULA_VOUCHER_KEY_NAME);
+            admin_error(a, HTTP_INTERNAL_SERVER_ERROR, "internal_error", NULL,
+                        "the voucher key is missing (see the server log)");
+            return NULL;
+        }
+        /* the first use: the secret itself; a racing host's value wins */
+        if (nebula_crypto_seal(a->r->pool, a->sc->keyring, a->sc->crypto_secret,
+                               strlen(a->sc->crypto_secret), aad, sizeof(aad) - 1,
+                               &sealed) != APR_SUCCESS) {
+            admin_error(a, HTTP_INTERNAL_SERVER_ERROR, "internal_error", NULL,
+                        "the voucher key could not be sealed");
+            return NULL;
+        }
+        args[0] = sealed;
+        args[1] = admin_i64(a, admin_now_ms());
+        if (admin_db_exec(a,
+                          "UPDATE nebula_secrets SET sealed = %s, updated_at = %lld WHERE "
+                          "name = '" NEBULA_VOUCHER_KEY_NAME "' AND sealed IS NULL",
+                          2, args, NULL) != APR_SUCCESS) {
+            admin_db_fail(a, "set the voucher key");
+            return NULL;
+        }
+    }
+    if (nebula_crypto_open(a->r->pool, a->sc->keyring, rows.rows[0][0], aad,
+                           sizeof(aad) - 1, &plain, &len) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, a->r,
+                      "NEB01602: vouchers: the voucher key cannot be opened (another "
+                      "NebulaCryptoSecret, or a rotation without "
+                      "NebulaCryptoSecretPrevious?)");
+        admin_error(a, HTTP_INTERNAL_SERVER_ERROR, "internal_error", NULL,
+                    "the voucher key cannot be decrypted (see the server log)");
         return NULL;
     }
-    return nebula_crypto_hex(a->r->pool, mac, sizeof(mac));
+    return plain;
 }
 
 /* A fresh code: *@a shown as the user sees it, *@a norm normalised. */
@@ -162,14 +215,18 @@ static apr_status_t codes_insert(admin_req_t *a, apr_int64_t batch_id, apr_int64
     const char *args[6], *shown, *norm, *hash, *sealed, *aad;
     const char *bid = admin_i64(a, batch_id), *uses = admin_i64(a, max_uses),
                *now = admin_i64(a, admin_now_ms());
+    const char *key = voucher_key(a);
     apr_int64_t i;
     apr_size_t len;
 
+    if (key == NULL) {
+        return APR_EGENERAL;
+    }
     apr_pool_create(&sub, a->r->pool);
     for (i = 0; i < n; ++i) {
         apr_pool_clear(sub);
         if (code_make(sub, prefix, newapi, &shown, &norm) != APR_SUCCESS ||
-            (hash = code_hash(a, norm)) == NULL) {
+            (hash = nebula_crypto_voucher_hash(sub, key, norm)) == NULL) {
             admin_error(a, HTTP_INTERNAL_SERVER_ERROR, "internal_error", NULL,
                         "no random bytes or no HMAC for a voucher code");
             return APR_EGENERAL;
@@ -762,7 +819,7 @@ static int redeem(admin_req_t *a, apr_int64_t user_id, const char *code, int lim
 {
     redeem_fn *fn = APR_RETRIEVE_OPTIONAL_FN(nebula_billing_redeem);
     nebula_redeem_t in;
-    const char *norm;
+    const char *norm, *key;
     int newapi, mistyped, rc;
 
     if (fn == NULL) {
@@ -772,9 +829,12 @@ static int redeem(admin_req_t *a, apr_int64_t user_id, const char *code, int lim
     if (!need_secret(a)) {
         return 0;
     }
+    if ((key = voucher_key(a)) == NULL) {
+        return 0;
+    }
     norm = code_normalise(a->r->pool, code, &newapi, &mistyped);
     memset(&in, 0, sizeof(in));
-    in.code_hash = mistyped ? NULL : code_hash(a, norm);
+    in.code_hash = mistyped ? NULL : nebula_crypto_voucher_hash(a->r->pool, key, norm);
     if (!mistyped && in.code_hash == NULL) {
         admin_error(a, HTTP_INTERNAL_SERVER_ERROR, "internal_error", NULL,
                     "the code could not be hashed");

@@ -107,6 +107,13 @@ int ctl_rotate_main(ctl_t *ctl, int argc, const char *const *argv);
  * set and at least NEBULA_CRYPTO_SECRET_MIN_LEN long. */
 int ctl_read_secret(ctl_t *ctl, const char *opt, const char *var, const char **out);
 
+/* The key of voucher code hashes (nebula_secrets, admin_vouchers.c), opened
+ * with @a kr; set first to @a secret (sealed with @a kr) when no one has set
+ * it yet, as the gateway's first use would. *@a key in @a p. */
+struct nebula_crypto_keyring_t;
+int ctl_voucher_key(ctl_t *ctl, apr_pool_t *p, const struct nebula_crypto_keyring_t *kr,
+                    const char *secret, const char **key);
+
 /* ctl_backup.c: backup and restore (SQLite). */
 int ctl_backup_is_command(const char *command);
 int ctl_backup_main(ctl_t *ctl, int argc, const char *const *argv);

@@ -39,6 +39,7 @@ typedef struct {
     int dry_run;
     const char *secret; /* CRYPTO_SECRET (NebulaCryptoSecret) */
     nebula_crypto_keyring_t *keyring;
+    const char *voucher_key; /* ctl_voucher_key(), read at the first code */
     apr_int64_t now_ms;
     apr_hash_t *user_map; /* new-api user id (text) -> our id (text) */
     apr_hash_t *chan_map; /* new-api channel id -> our id, new ones only */

@@ -4,8 +4,8 @@
  * (docs/vouchers.md), one batch per (name, quota, expiry) of new-api,
  * created by "nebulactl import-newapi": single use, fixed amount, per_user
  * 0, as POST /api/redemption/ makes them. A code is stored as the HMAC of
- * its normalised form under the crypto secret, so the code a user already
- * holds redeems here once. Unused codes (status 1) stay usable; used ones
+ * its normalised form under the voucher key (nebula_secrets), so the code a
+ * user already holds redeems here once. Unused codes (status 1) stay usable; used ones
  * (3) are imported used, disabled ones (2) disabled; deleted ones are not
  * imported. The earlier redemptions themselves are not (their quota is in
  * the users' balances).
@@ -57,16 +57,16 @@ static const char *normalise(apr_pool_t *p, const char *in)
     return s;
 }
 
+/* The stored form of a code (admin_vouchers.c): its HMAC under the voucher
+ * key, which is set to the secret if no voucher was made before. */
 static const char *code_hash(imp_t *im, const char *norm)
 {
-    unsigned char mac[NEBULA_CRYPTO_SHA256_LEN];
-    const char *msg = apr_pstrcat(im->ctl->pool, "voucher:", norm, NULL);
-
-    if (nebula_crypto_hmac_sha256(im->secret, strlen(im->secret), msg, strlen(msg),
-                                  mac) != APR_SUCCESS) {
+    if (im->voucher_key == NULL &&
+        ctl_voucher_key(im->ctl, im->ctl->pool, im->keyring, im->secret,
+                        &im->voucher_key) != CTL_EXIT_OK) {
         return NULL;
     }
-    return nebula_crypto_hex(im->ctl->pool, mac, sizeof(mac));
+    return nebula_crypto_voucher_hash(im->ctl->pool, im->voucher_key, norm);
 }
 
 /* The batch of (name, quota, expiry): found or made; *@a id. */
@@ -141,7 +141,7 @@ static int import_code(imp_t *im, apr_hash_t *batches, const char **r)
     }
     norm = normalise(im->ctl->pool, r[R_KEY]);
     if ((hash = code_hash(im, norm)) == NULL) {
-        ctl_error("cannot compute an HMAC");
+        ctl_error("cannot compute a code's HMAC");
         return CTL_EXIT_ERROR;
     }
     args[0] = hash;

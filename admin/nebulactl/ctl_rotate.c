@@ -9,14 +9,18 @@
  * What is sealed (aad in brackets, as the modules bind it):
  *   channel_keys.key_ciphertext   ["nebula-channel-key:<channel_id>"]
  *   voucher_codes.code_enc        ["voucher_codes:<code_hash>"]
+ *   nebula_secrets.sealed         ["nebula_secrets:<name>"]
  * A token carries no secret id: the row is tried under the new secret first
  * (then it is skipped: idempotent), then the old one (then it is resealed
  * with a conditional UPDATE, so a value the admin API changed meanwhile is
  * left alone and counted as changed). A row neither opens is counted
  * unreadable and makes the exit status 1.
  *
- * voucher_codes.code_hash is an HMAC under the secret itself, not a seal: it
- * cannot be recomputed for exported codes and is left as it is (reported). */
+ * voucher_codes.code_hash is an HMAC under the voucher key, a sealed row of
+ * nebula_secrets, so it does not change: every code, handed out or not,
+ * keeps redeeming. A database whose voucher key was never set (no voucher
+ * made since migration 0010) gets it set to the old secret first, the key
+ * of the hashes made before. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +28,7 @@
 #include <apr_getopt.h>
 #include <apr_strings.h>
 #include <apr_env.h>
+#include <apr_time.h>
 
 #include "ctl.h"
 #include "nebula_crypto.h"
@@ -71,7 +76,6 @@ typedef struct {
     ctl_t *ctl;
     const char *old_var, *new_var;
     int dry_run, batch;
-    const char *old_s, *new_s; /* the secrets: voucher code hashes are HMACs */
     nebula_crypto_keyring_t *old_kr, *new_kr;
 } rotate_t;
 
@@ -80,12 +84,12 @@ typedef struct {
     const char *table, *column;
     const char *aad_prefix; /* aad = prefix + the value of aad_column */
     const char *aad_column;
-    int rehash; /* aad_column is HMAC(secret, "voucher:" + the code): remade */
 } sealed_col_t;
 
 static const sealed_col_t sealed_cols[] = {
-    {"channel_keys", "key_ciphertext", "nebula-channel-key:", "channel_id", 0},
-    {"voucher_codes", "code_enc", "voucher_codes:", "code_hash", 1},
+    {"channel_keys", "key_ciphertext", "nebula-channel-key:", "channel_id"},
+    {"voucher_codes", "code_enc", "voucher_codes:", "code_hash"},
+    {"nebula_secrets", "sealed", NEBULA_SECRETS_AAD, "name"},
 };
 
 typedef struct {
@@ -124,32 +128,10 @@ static int rotate_apply(void *baton, int opt, const char *arg)
     }
 }
 
-/* The stored hash of a voucher code (admin_vouchers.c code_hash()): hex
- * HMAC-SHA256 under @a secret of "voucher:" + the normalised code, which is
- * the code as shown without its dashes (code_make() only adds them). */
-static const char *voucher_hash(apr_pool_t *p, const char *secret, const char *shown)
-{
-    unsigned char mac[NEBULA_CRYPTO_SHA256_LEN];
-    char *msg = apr_pstrcat(p, "voucher:", shown, NULL), *in, *out;
-
-    for (in = out = msg; *in; ++in) {
-        if (*in != '-') {
-            *out++ = *in;
-        }
-    }
-    *out = '\0';
-    if (nebula_crypto_hmac_sha256(secret, strlen(secret), msg, strlen(msg), mac) !=
-        APR_SUCCESS) {
-        return NULL;
-    }
-    return nebula_crypto_hex(p, mac, sizeof(mac));
-}
-
-/* One row (id, sealed value, aad column): 1 resealed into *@a sealed (and,
- * for a voucher code, its new hash into *@a hash), 0 already under the new
- * secret, -1 unreadable. */
+/* One row (id, sealed value, aad column): 1 resealed into *@a sealed, 0
+ * already under the new secret, -1 unreadable. */
 static int reseal(rotate_t *r, apr_pool_t *p, const sealed_col_t *sc, const char **row,
-                  const char **sealed, const char **hash)
+                  const char **sealed)
 {
     const char *aad = apr_pstrcat(p, sc->aad_prefix, row[2] ? row[2] : "", NULL);
     char *plain;
@@ -162,16 +144,6 @@ static int reseal(rotate_t *r, apr_pool_t *p, const sealed_col_t *sc, const char
     if (nebula_crypto_open(p, r->old_kr, row[1], aad, strlen(aad), &plain, &len) !=
         APR_SUCCESS) {
         return -1;
-    }
-    if (sc->rehash) {
-        const char *old_hash = voucher_hash(p, r->old_s, plain);
-
-        *hash = voucher_hash(p, r->new_s, plain);
-        if (old_hash == NULL || *hash == NULL || row[2] == NULL ||
-            strcmp(old_hash, row[2]) != 0) {
-            return -1; /* not the code the hash names: leave it to a human */
-        }
-        aad = apr_pstrcat(p, sc->aad_prefix, *hash, NULL);
     }
     if (nebula_crypto_seal(p, r->new_kr, plain, len, aad, strlen(aad), sealed) !=
         APR_SUCCESS) {
@@ -186,19 +158,13 @@ static int rotate_batch(rotate_t *r, apr_pool_t *p, const sealed_col_t *sc,
 {
     ctl_t *ctl = r->ctl;
     apr_dbd_transaction_t *trans = NULL;
-    const char *sql =
-        sc->rehash
-            ? apr_psprintf(p,
-                           "UPDATE %s SET %s = %%s, %s = %%s WHERE id = %%lld AND "
-                           "%s = %%s",
-                           sc->table, sc->column, sc->aad_column, sc->column)
-            : apr_psprintf(p, "UPDATE %s SET %s = %%s WHERE id = %%lld AND %s = %%s",
-                           sc->table, sc->column, sc->column);
+    const char *sql = apr_psprintf(p, "UPDATE %s SET %s = %%s WHERE id = %%lld AND %s = %%s",
+                                   sc->table, sc->column, sc->column);
     int i, n, code = CTL_EXIT_OK, began = 0;
 
     for (i = 0; i < rows->nrows && code == CTL_EXIT_OK; ++i) {
-        const char **row = rows->rows[i], *sealed = NULL, *hash = NULL, *args[4];
-        int rc = reseal(r, p, sc, row, &sealed, &hash), k = 0;
+        const char **row = rows->rows[i], *sealed = NULL, *args[3];
+        int rc = reseal(r, p, sc, row, &sealed), k = 0;
 
         if (rc == 0) {
             cnt->current++;
@@ -223,9 +189,6 @@ static int rotate_batch(rotate_t *r, apr_pool_t *p, const sealed_col_t *sc,
             began = 1;
         }
         args[k++] = sealed;
-        if (sc->rehash) {
-            args[k++] = hash;
-        }
         args[k++] = row[0], args[k++] = row[1];
         code = ctl_exec(ctl, p, sql, k, args, &n);
         if (code == CTL_EXIT_OK) {
@@ -287,29 +250,50 @@ static int rotate_table(rotate_t *r, const sealed_col_t *sc, rotate_count_t *cnt
     return code;
 }
 
-/* Exported voucher codes are kept as their HMAC alone: it cannot be remade
- * under the new secret. Say how many usable ones there are. */
-static void print_exported(rotate_t *r)
+int ctl_voucher_key(ctl_t *ctl, apr_pool_t *p, const nebula_crypto_keyring_t *kr,
+                    const char *secret, const char **key)
 {
+    static const char aad[] = NEBULA_SECRETS_AAD NEBULA_VOUCHER_KEY_NAME;
+    static const char sel[] =
+        "SELECT sealed FROM nebula_secrets WHERE name = '" NEBULA_VOUCHER_KEY_NAME "'";
     nebula_dbd_rows_t rows;
-    const char *err;
-    int exists = 0;
+    const char *args[2], *sealed;
+    char *plain;
+    apr_size_t len;
+    int code, n;
 
-    if (nebula_dbd_table_exists(r->ctl->driver, r->ctl->handle, "voucher_codes", &exists,
-                                &err, r->ctl->pool) != 0 ||
-        !exists ||
-        ctl_select(
-            r->ctl, r->ctl->pool,
-            "SELECT COUNT(*) FROM voucher_codes WHERE code_enc IS NULL AND status = "
-            "'active' AND uses < max_uses",
-            0, NULL, &rows) != CTL_EXIT_OK ||
-        rows.nrows != 1 || apr_atoi64(rows.rows[0][0]) == 0) {
-        return;
+    if ((code = ctl_select(ctl, p, sel, 0, NULL, &rows)) != CTL_EXIT_OK) {
+        return code;
     }
-    printf("voucher_codes.code_hash: %s usable code(s) already handed out are kept as "
-           "an HMAC under the secret they were made with: they redeem only while that "
-           "secret is CRYPTO_SECRET (docs/nebulactl.md)\n",
-           rows.rows[0][0]);
+    if (rows.nrows != 1) {
+        ctl_error("nebula_secrets has no %s row: run nebulactl migrate",
+                  NEBULA_VOUCHER_KEY_NAME);
+        return CTL_EXIT_ERROR;
+    }
+    if (rows.rows[0][0] == NULL || *rows.rows[0][0] == '\0') {
+        if (nebula_crypto_seal(p, kr, secret, strlen(secret), aad, sizeof(aad) - 1,
+                               &sealed) != APR_SUCCESS) {
+            ctl_error("cannot seal the voucher key");
+            return CTL_EXIT_ERROR;
+        }
+        args[0] = sealed;
+        args[1] = apr_psprintf(p, "%" APR_INT64_T_FMT, apr_time_as_msec(apr_time_now()));
+        if ((code = ctl_exec(ctl, p,
+                             "UPDATE nebula_secrets SET sealed = %s, updated_at = %lld "
+                             "WHERE name = '" NEBULA_VOUCHER_KEY_NAME "' AND sealed IS NULL",
+                             2, args, &n)) != CTL_EXIT_OK ||
+            (code = ctl_select(ctl, p, sel, 0, NULL, &rows)) != CTL_EXIT_OK) {
+            return code;
+        }
+    }
+    if (rows.nrows != 1 || rows.rows[0][0] == NULL ||
+        nebula_crypto_open(p, kr, rows.rows[0][0], aad, sizeof(aad) - 1, &plain, &len) !=
+            APR_SUCCESS) {
+        ctl_error("the voucher key (nebula_secrets) does not open under this secret");
+        return CTL_EXIT_ERROR;
+    }
+    *key = plain;
+    return CTL_EXIT_OK;
 }
 
 static int rotate_run(rotate_t *r)
@@ -327,7 +311,6 @@ static int rotate_run(rotate_t *r)
             CTL_EXIT_OK) {
         return code;
     }
-    r->old_s = old_s, r->new_s = new_s;
     if (strcmp(old_s, new_s) == 0) {
         ctl_error("the old and the new secret are the same");
         return CTL_EXIT_USAGE;
@@ -346,6 +329,23 @@ static int rotate_run(rotate_t *r)
     if (nebula_dbd_sqlite_init(ctl->driver, ctl->handle, 0, &err, ctl->pool) != 0) {
         ctl_error("%s", err);
         return CTL_EXIT_ERROR;
+    }
+    if (!r->dry_run) { /* the hashes' key set, before it is re-sealed */
+        nebula_crypto_keyring_t *either =
+            nebula_crypto_keyring_create(ctl->pool, old_s, strlen(old_s), CTL_KEYRING_VERSION);
+        const char *key;
+        int exists = 0;
+
+        if (nebula_dbd_table_exists(ctl->driver, ctl->handle, "nebula_secrets", &exists,
+                                    &err, ctl->pool) != 0) {
+            ctl_error("database: %s", err);
+            return CTL_EXIT_ERROR;
+        }
+        nebula_crypto_keyring_set_previous(either, r->new_kr); /* a rerun */
+        if (exists &&
+            (code = ctl_voucher_key(ctl, ctl->pool, either, old_s, &key)) != CTL_EXIT_OK) {
+            return code;
+        }
     }
     for (i = 0; i < sizeof(sealed_cols) / sizeof(sealed_cols[0]); ++i) {
         const sealed_col_t *sc = &sealed_cols[i];
@@ -371,7 +371,6 @@ static int rotate_run(rotate_t *r)
             return code;
         }
     }
-    print_exported(r);
     if (unreadable > 0) {
         ctl_error("%ld value(s) open under neither secret (listed above)", unreadable);
         return CTL_EXIT_ERROR;

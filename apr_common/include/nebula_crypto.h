@@ -80,6 +80,19 @@ apr_status_t nebula_crypto_hmac_sha256(const void *key, apr_size_t keylen,
                                        const void *data, apr_size_t len,
                                        unsigned char out[NEBULA_CRYPTO_SHA256_LEN]);
 
+/** nebula_secrets: the row holding the key of voucher code hashes, and the
+ *  AAD prefix of every row's sealed value ("nebula_secrets:" + name). */
+#define NEBULA_VOUCHER_KEY_NAME  "voucher_hmac_key"
+#define NEBULA_SECRETS_AAD       "nebula_secrets:"
+
+/**
+ * The stored form of a normalised voucher code: HMAC-SHA256 under the
+ * voucher key (the nebula_secrets row NEBULA_VOUCHER_KEY_NAME, opened) of
+ * "voucher:" + @a norm, as 64 hex digits.
+ * @return owned by @a p, or NULL on OpenSSL failure
+ */
+const char *nebula_crypto_voucher_hash(apr_pool_t *p, const char *key, const char *norm);
+
 /**
  * HKDF-SHA256 extract-then-expand (RFC 5869).
  * @param ikm input keying material, at least one byte

@@ -19,7 +19,7 @@ use NebulaAdmin qw(admin new_key new_channel mock_url);
 use NebulaHost qw(extra_host stop_host host_ask host_error_log);
 use NebulaTest qw(top_dir);
 
-plan tests => 68;
+plan tests => 72;
 
 my $ctl = $ENV{NEBULA_CTL} || top_dir() . '/admin/nebulactl/nebulactl';
 my @db = ('--driver', $ENV{NEBULA_TEST_DBD_DRIVER}, '--params', $ENV{NEBULA_TEST_DBD_PARAMS});
@@ -63,6 +63,14 @@ my $vid = $vj->{data}{id};
 my $vhash = sub { [ map { $_->[0] } @{ db_rows("SELECT code_hash FROM voucher_codes WHERE "
                                                . "batch_id = $vid ORDER BY id") } ] };
 my $h0 = $vhash->();
+# a batch handed out (exported: only the codes' HMACs are kept)
+my ($xres, $xj) = api('POST', '/api/vouchers', { name => uniq('rotx'), amount => 55, codes => 2 });
+my @handed = map { (split /,/)[0] } grep { !/^code,/ }
+    split /\n/, (api('GET', "/api/vouchers/$xj->{data}{id}/export"))[0]->content;
+is(scalar(@handed), 2, 'a batch exported before the rotation');
+my $vkey = sub { db_value("SELECT sealed FROM nebula_secrets WHERE name = 'voucher_hmac_key'") };
+my $k0 = $vkey->();
+like($k0, qr/^nbk1:/, 'the key of the codes\' hashes is sealed in nebula_secrets');
 my $c0 = $cipher->();
 like($c0, qr/^nbk1:/, 'the channel key is sealed');
 my @open = map { extra_host(conf => $_) } "", "NebulaCryptoSecret \"$T\"\n"
@@ -88,9 +96,9 @@ isnt($c1, $c0, 'the ciphertext changed');
 like($c1, qr/^nbk1:/, 'still a sealed token');
 my ($vdone) = $out =~ /^voucher_codes\.code_enc: (\d+) re-encrypted/m;
 cmp_ok($vdone // 0, '>=', 2, 'the voucher codes are re-encrypted');
-my $h1 = $vhash->();
-ok(!grep({ $h1->[$_] eq $h0->[$_] } 0 .. 1) && !grep({ !/^[0-9a-f]{64}$/ } @$h1),
-   'and their hashes remade under the new secret');
+is_deeply($vhash->(), $h0,
+          'their hashes unchanged: they are keyed by the voucher key, not the secret');
+isnt($vkey->(), $k0, 'which is re-sealed under the new secret');
 ($rc, $out, $err) = ctl(@rot, @db);
 like($out, qr/^channel_keys\.key_ciphertext: 0 re-encrypted, [1-9]\d* already under the new secret/m,
      'a second run finds everything under the new secret (idempotent)');
@@ -101,7 +109,14 @@ is(host_ask($after[0], $key, $m), 200, 'after: a gateway on the new secret alone
 isnt(host_ask($after[1], $key, $m), 200, 'a gateway on the old secret alone cannot');
 like(host_error_log($after[1]), qr/NEB01030: cannot decrypt key \d+ of channel $cid/,
      'and says it cannot decrypt the key');
-stop_host($_) for @open, @after;
+my $vh = extra_host(admin => 1, billing => 1, conf => "NebulaCryptoSecret \"$T\"");
+my $vu = NebulaAdmin::new_user();
+($vres, $vj) = api('POST', "/api/users/$vu/redeem", { code => $handed[0] },
+                   base => "http://127.0.0.1:$vh->{admin_port}");
+is($vres->code . ' ' . ($vj->{data}{amount} // ''), '200 55',
+   'a code handed out before the rotation redeems on a gateway with the new secret alone')
+    or diag $vres->content;
+stop_host($_) for @open, @after, $vh;
 ($rc, $out, $err) = ctl('rotate-secret', '--old-secret-env', 'NEB_OPS_NEW', '--new-secret-env',
                         'NEB_OPS_OLD', @db);
 is($rc, $bad0 ? 1 : 0, 'rotating back to the suite secret') or diag $err;
