@@ -1,6 +1,7 @@
 # conf/nebula.load + conf/nebula.conf pass `httpd -t`, and each module loads
 # alone (and all three together) in a stock Debian httpd.
 use strict;
+use IO::Socket::INET;
 use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
@@ -126,6 +127,30 @@ for my $case (
     my ($rc, $out) = run_cmd(httpd_bin(), '-t', '-f', $file);
     (my $shown = $line) =~ s/\n\s*/ /g;
     ok($rc != 0 && $out =~ $re, "refused: $shown") or diag $out;
+}
+# checked at start-up (post_config), not by -t: a previous secret without
+# the new one refuses to start, naming both directives
+{
+    my $port = do {
+        my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0);
+        my $p = $s->sockport;
+        close $s;
+        $p;
+    };
+    (my $conf = base_conf("LoadModule proxy_module $lib/mod_proxy.so\n"
+                          . "LoadModule nebula_relay_module $so{relay}\n"
+                          . "NebulaCryptoSecretPrevious \"load-test-previous-secret-0123456789\"\n"))
+        =~ s/127\.0\.0\.1:1\b/127.0.0.1:$port/;
+    my $file = "$tmp/previous-only.conf";
+    open(my $fh, '>', $file) or die $!;
+    print $fh $conf;
+    close $fh;
+    # in the foreground (-k start detaches before the check); a server that
+    # did start is ended by timeout's TERM (rc 124)
+    my ($rc, $out) = run_cmd('timeout', '10', httpd_bin(), '-X', '-f', $file);
+    my $log = -e "$tmp/error_log" ? do { local (@ARGV, $/) = "$tmp/error_log"; <> } : '';
+    ok($rc != 0 && $rc != 124 && "$out$log" =~ /NEB01011: NebulaCryptoSecretPrevious needs NebulaCryptoSecret/,
+       'refused at start: NebulaCryptoSecretPrevious without NebulaCryptoSecret') or diag "$out$log";
 }
 # every directive the modules define is documented in conf/nebula.conf
 {
