@@ -4,7 +4,9 @@
  * wallet) and bound to a fingerprint of the request (method, path, body).
  * The first request claims (account, key) with an insert that only one can
  * win; its response is captured by an output filter and stored when the
- * request ends (log_transaction). Later requests with the same key:
+ * filter sees its end (EOS), before the last bytes reach the client: a
+ * client retrying at once finds the outcome, not a running claim
+ * (log_transaction stores it when no EOS came). Later requests with the same key:
  *   - same fingerprint, first one finished: the stored outcome is replayed
  *     (status, Content-Type, body; "Idempotent-Replayed: true"), nothing is
  *     relayed or charged;
@@ -33,7 +35,10 @@ typedef struct {
     char *buf;
     apr_size_t len, cap, max;
     int overflow;
+    int recorded; /* idem_store() ran */
 } idem_ctx_t;
+
+static void idem_store(request_rec *r, idem_ctx_t *ctx);
 
 /* The capturing filter: copies what is sent (up to the limit) and passes
  * everything on untouched. */
@@ -74,6 +79,9 @@ static apr_status_t idem_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         memcpy(ctx->buf + ctx->len, data, n);
         ctx->len += n;
+    }
+    if (!ctx->recorded && !APR_BRIGADE_EMPTY(bb) && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) {
+        idem_store(f->r, ctx); /* the settlement (relay_log.c) came before */
     }
     return ap_pass_brigade(f->next, bb);
 }
@@ -275,22 +283,19 @@ unavailable:
                            "Idempotency-Key cannot be honoured right now; retry shortly.");
 }
 
-/* log_transaction: keep the outcome, or drop the claim. */
-static int idem_record(request_rec *r)
+/* Keep the outcome, or drop the claim (once). */
+static void idem_store(request_rec *r, idem_ctx_t *ctx)
 {
-    idem_ctx_t *ctx = ap_get_module_config(r->request_config, &nebula_billing_module);
     nebula_ap_db_t *db;
     const char *args[7], *err = NULL;
     int billed, keep;
 
-    if (ctx == NULL || r->main) {
-        return DECLINED;
-    }
+    ctx->recorded = 1;
     billed = apr_table_get(r->notes, NEBULA_BILLING_NOTE_BILLED) != NULL;
     keep = billed || (r->status < 500 && r->status != HTTP_TOO_MANY_REQUESTS
                       && r->status != HTTP_REQUEST_TIME_OUT);
     if ((db = nebula_ap_db_open(r->pool, r->server)) == NULL) {
-        return DECLINED; /* the claim ages out and is taken over */
+        return; /* the claim ages out and is taken over */
     }
     if (keep) {
         if (ctx->buf) {
@@ -328,6 +333,16 @@ static int idem_record(request_rec *r)
         }
     }
     nebula_ap_db_close(db);
+}
+
+/* log_transaction: the outcome of a request whose filter saw no EOS. */
+static int idem_record(request_rec *r)
+{
+    idem_ctx_t *ctx = ap_get_module_config(r->request_config, &nebula_billing_module);
+
+    if (ctx != NULL && !r->main && !ctx->recorded) {
+        idem_store(r, ctx);
+    }
     return DECLINED;
 }
 
