@@ -313,6 +313,8 @@ def main():
     ap.add_argument("--pg-restart", help="a command that restarts that PostgreSQL")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--nebulactl", default="admin/nebulactl/nebulactl")
+    ap.add_argument("--no-rollup", action="store_true",
+                    help="time only: keep the rollups an earlier run made")
     ap.add_argument("--skip-load", action="store_true",
                     help="reuse the databases an earlier run loaded (those it did load)")
     a = ap.parse_args()
@@ -343,9 +345,10 @@ def main():
                       else ["--driver", "pgsql", "--params", db[1]], a.nebulactl)
         gw = Gateway(a.dir, top, dbd[0], dbd[1])
         try:
-            rt, counts = rollup(gw, db)
-            log("%s: rolled up in %.0f s: %s" % (name, rt, counts))
-            results[name + " rollup"] = (rt, counts)
+            if not a.no_rollup:
+                rt, counts = rollup(gw, db)
+                log("%s: rolled up in %.0f s: %s" % (name, rt, counts))
+                results[name + " rollup"] = (rt, counts)
             for mode in ("raw", "rollup"):
                 # raw: the watermarks at 0, so the API reads request_logs alone
                 # (what it did before the rollups); rollup: as the scheduler
