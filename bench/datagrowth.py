@@ -313,6 +313,9 @@ def main():
     ap.add_argument("--pg-restart", help="a command that restarts that PostgreSQL")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--nebulactl", default="admin/nebulactl/nebulactl")
+    ap.add_argument("--db", choices=("both", "sqlite", "pgsql"), default="both",
+                    help="which databases to run on")
+    ap.add_argument("--raw-runs", type=int, help="warm runs over the raw rows (default --runs)")
     ap.add_argument("--no-rollup", action="store_true",
                     help="time only: keep the rollups an earlier run made")
     ap.add_argument("--skip-load", action="store_true",
@@ -328,8 +331,8 @@ def main():
         end = int(time.time() * 1000)
         open(stamp, "w").write(str(end))
     results = {}
-    dbs = [("SQLite", ("sqlite3", path), ("sqlite", path))]
-    if a.pg:
+    dbs = [("SQLite", ("sqlite3", path), ("sqlite", path))] if a.db != "pgsql" else []
+    if a.pg and a.db != "sqlite":
         dbs.append(("PostgreSQL", ("pgsql", a.pg), ("pgsql", a.pg)))
     restart = (lambda: subprocess.run(a.pg_restart, shell=True, check=True,
                                       stdout=subprocess.DEVNULL)) if a.pg_restart else None
@@ -358,7 +361,8 @@ def main():
                     sql(db, "UPDATE nebula_rollup_state SET done_to = 0")
                 answers = {}
                 for q, p in workload(end):
-                    cold, warm, out = time_api(gw, p, a.runs,
+                    runs = a.raw_runs if mode == "raw" and a.raw_runs else a.runs
+                    cold, warm, out = time_api(gw, p, runs,
                                                restart if db[0] == "pgsql" else None)
                     results[(name, q, mode)] = (cold, warm)
                     answers[q] = out
