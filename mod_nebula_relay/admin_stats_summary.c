@@ -142,11 +142,12 @@ static void rolled_parts(summary_q_t *q, summary_sql_t *out, const summary_by_t 
         if (parts[i].lo >= parts[i].hi) {
             continue;
         }
+        /* the dimension and span as literals (from bys[], not the query):
+         * PostgreSQL's generic plan of a prepared statement does not know
+         * which dimension a parameter names, and scanned the whole table */
         sql_add(out, apr_pstrcat(p, sep, "SELECT ", select,
-                                 " FROM request_log_summary WHERE dim = %s AND "
-                                 "span_hours = %lld", NULL), NULL);
-        APR_ARRAY_PUSH(out->args, const char *) = dim->name;
-        APR_ARRAY_PUSH(out->args, const char *) = parts[i].span;
+                                 " FROM request_log_summary WHERE dim = '", dim->name,
+                                 "' AND span_hours = ", parts[i].span, NULL), NULL);
         sql_where(q, out, 1, "period_start", parts[i].lo, parts[i].hi, more);
         sql_add(out, tail, NULL);
         sep = " UNION ALL ";
