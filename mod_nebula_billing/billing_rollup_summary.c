@@ -36,8 +36,6 @@ static const struct {
     "SUM(completion_tokens), SUM(cost)"
 #define SUMS_ROLLED                                                                      \
     "SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost)"
-#define LATENCY_COND "status < 400"
-#define TTFT_COND    "status < 400 AND is_stream = 1 AND ttfb_ms > 0"
 
 /* One group of a period: its column's value (NULL for NULL) and sums. */
 typedef struct {
@@ -195,8 +193,8 @@ int billing_rollup_summary_hour(nebula_ap_db_t *db, apr_pool_t *ptemp, apr_int64
                  2, args, &rows, err) == APR_SUCCESS;
         if (ok) {
             add_sums(h, p, &rows, col);
-            ok = raw_hist(db, p, args, d, "latency_ms", LATENCY_COND, h, err) &&
-                 raw_hist(db, p, args, d, "ttfb_ms", TTFT_COND, h, err) &&
+            ok = raw_hist(db, p, args, d, "latency_ms", NEBULA_HIST_LATENCY_ROWS, h, err) &&
+                 raw_hist(db, p, args, d, "ttfb_ms", NEBULA_HIST_TTFT_ROWS, h, err) &&
                  write_groups(db, p, h, hour, 1, d, err);
         }
         apr_pool_clear(p);

@@ -78,8 +78,6 @@ typedef struct {
 #define SUMS_ROLLED                                                                      \
     "SUM(requests) AS n, SUM(errors) AS e, SUM(prompt_tokens) AS pt, "                   \
     "SUM(completion_tokens) AS ct, SUM(cost) AS co"
-#define LATENCY_COND "status < 400"
-#define TTFT_COND    "status < 400 AND is_stream = 1 AND ttfb_ms > 0"
 
 static void sql_init(summary_sql_t *q, apr_pool_t *p, const char *head)
 {
@@ -320,8 +318,8 @@ static int read_hists(summary_q_t *q, const summary_by_t *by, apr_hash_t *out)
     nebula_dbd_rows_t rows;
     int i;
 
-    if (!read_raw_hist(q, by, "latency_ms", LATENCY_COND, out) ||
-        !read_raw_hist(q, by, "ttfb_ms", TTFT_COND, out)) {
+    if (!read_raw_hist(q, by, "latency_ms", NEBULA_HIST_LATENCY_ROWS, out) ||
+        !read_raw_hist(q, by, "ttfb_ms", NEBULA_HIST_TTFT_ROWS, out)) {
         return 0;
     }
     if (!q->rolled) {

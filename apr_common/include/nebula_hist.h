@@ -26,6 +26,12 @@
 /** 2^40 ms: anything above shares the last width. */
 #define NEBULA_HIST_TOP_OCTAVE  40
 
+/** The request_logs rows each histogram counts (SQL conditions): latency of
+ *  the successful requests, time to first token of the successful streams
+ *  that have one. The summary and its rollup must count the same rows. */
+#define NEBULA_HIST_LATENCY_ROWS "status < 400"
+#define NEBULA_HIST_TTFT_ROWS    "status < 400 AND is_stream = 1 AND ttfb_ms > 0"
+
 typedef struct nebula_hist_t nebula_hist_t;
 
 /** The bucket of column @a col as SQL, written for apr_dbd's prepared
