@@ -134,6 +134,19 @@ static int write_groups(nebula_ap_db_t *db, apr_pool_t *p, apr_hash_t *h, apr_in
     return 1;
 }
 
+/* Delete dimension @a d's rows of the period starting at @a start (Unix
+ * ms) of @a span hours, before they are written again: through the index,
+ * whose first column is the dimension. */
+static int clear_period(nebula_ap_db_t *db, int d, const char *span, const char *start,
+                        const char **err)
+{
+    return nebula_ap_db_exec(db, "billing_rsum_clear",
+                             "DELETE FROM request_log_summary WHERE dim = %s AND "
+                             "span_hours = %lld AND period_start = %lld",
+                             3, (const char *[]){dims[d].dim, span, start}, NULL,
+                             err) == APR_SUCCESS;
+}
+
 /* The histogram rows of @a metric over raw rows [args[0], args[1]) into @a h. */
 static int raw_hist(nebula_ap_db_t *db, apr_pool_t *p, const char **args, int d,
                     const char *metric, const char *cond, apr_hash_t *h, const char **err)
@@ -173,19 +186,14 @@ int billing_rollup_summary_hour(nebula_ap_db_t *db, apr_pool_t *ptemp, apr_int64
 
     args[0] = billing_i64(ptemp, hour);
     args[1] = billing_i64(ptemp, hour + HOUR_MS);
-    if (nebula_ap_db_exec(db, "billing_rsum_clear",
-                          "DELETE FROM request_log_summary WHERE span_hours = %lld AND "
-                          "period_start = %lld",
-                          2, (const char *[]){"1", args[0]}, NULL, err) != APR_SUCCESS) {
-        return 0;
-    }
     apr_pool_create(&p, ptemp);
     for (d = 0; ok && d < NDIMS; ++d) {
         const char *col = dims[d].col;
         apr_hash_t *h = apr_hash_make(p);
         nebula_dbd_rows_t rows;
 
-        ok = nebula_ap_db_select(
+        ok = clear_period(db, d, "1", args[0], err) &&
+             nebula_ap_db_select(
                  db, apr_pstrcat(p, "billing_rsum_sums_", dims[d].dim, NULL),
                  apr_pstrcat(p, "SELECT ", col ? col : "", col ? ", " : "",
                              SUMS_RAW " FROM request_logs WHERE created_at >= %lld AND "
@@ -210,13 +218,6 @@ int billing_rollup_summary_day(nebula_ap_db_t *db, apr_pool_t *ptemp, apr_int64_
     unsigned d;
     int ok = 1;
 
-    if (nebula_ap_db_exec(db, "billing_rsum_clear",
-                          "DELETE FROM request_log_summary WHERE span_hours = %lld AND "
-                          "period_start = %lld",
-                          2, (const char *[]){"24", billing_i64(ptemp, day)}, NULL,
-                          err) != APR_SUCCESS) {
-        return 0;
-    }
     apr_pool_create(&p, ptemp);
     for (d = 0; ok && d < NDIMS; ++d) {
         const char *col = dims[d].col;
@@ -228,7 +229,8 @@ int billing_rollup_summary_day(nebula_ap_db_t *db, apr_pool_t *ptemp, apr_int64_
         args[0] = dims[d].dim;
         args[1] = billing_i64(p, day);
         args[2] = billing_i64(p, day + 24 * HOUR_MS);
-        ok = nebula_ap_db_select(
+        ok = clear_period(db, d, "24", args[1], err) &&
+             nebula_ap_db_select(
                  db, apr_pstrcat(p, "billing_rsum_day_sums_", dims[d].dim, NULL),
                  apr_pstrcat(p, "SELECT ", col ? col : "", col ? ", " : "",
                              SUMS_ROLLED " FROM request_log_summary WHERE dim = %s AND "

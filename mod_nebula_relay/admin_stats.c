@@ -14,10 +14,12 @@
  * billing_rollup.c) are read from the rollup and the rest of the range from
  * request_logs, in one UNION ALL summed per bucket: the same answer as the
  * raw rows alone, reading hours x groups rows instead of every request. The
- * rollup is request_log_hourly_total (per model) when no filter but the
- * model is given, else request_log_hourly. Only when the offset is whole
- * hours (an hour of the rollup then lies in one bucket); other offsets read
- * the raw rows. */
+ * rollup is request_log_summary's hour rows of dimension none (one row an
+ * hour, billing_rollup_summary.c) when no filter is given, as far as that
+ * rollup got, then request_log_hourly_total (per model) when no filter but
+ * the model is given, else request_log_hourly. Only when the offset is
+ * whole hours (an hour of the rollup then lies in one bucket); other
+ * offsets read the raw rows. */
 #include <apr_strings.h>
 #include <http_protocol.h>
 #include "relay_admin.h"
@@ -135,63 +137,98 @@ static const char *bucket_expr(admin_req_t *a, const stats_span_t *sp, const cha
                         col, sp->off, col, sp->off, sp->size, sp->off);
 }
 
-/* The rolled-up hours [*h1, *h2) within the span; 0 when none (or the
- * rollup state cannot be read: the raw rows answer alone). */
-static int rolled_hours(admin_req_t *a, const stats_span_t *sp, apr_int64_t *h1,
-                        apr_int64_t *h2)
-{
-    nebula_dbd_rows_t rows;
-    apr_int64_t done;
+/* The parts of the span read from a rollup, as times: request_log_summary's
+ * hours [h1, s2), then request_log_hourly(_total)'s [s2, h2); the raw rows
+ * answer for [from, h1) and [h2, to). */
+typedef struct {
+    apr_int64_t h1, s2, h2;
+} stats_rolled_t;
 
-    if (sp->off % HOUR_MS != 0 ||
-        admin_db_select(a, "SELECT done_to FROM nebula_rollup_state WHERE "
-                        "name = 'request_logs'", 0, NULL, &rows) != APR_SUCCESS ||
-        rows.nrows != 1) {
-        return 0;
-    }
-    done = nebula_ap_db_int(&rows, 0, 0);
-    *h1 = sp->from % HOUR_MS ? sp->from - sp->from % HOUR_MS + HOUR_MS : sp->from;
-    *h2 = sp->to - sp->to % HOUR_MS;
-    *h2 = *h2 < done ? *h2 : done;
-    return *h2 > *h1;
+/* Whether the query has a filter (model, key, channel or user). */
+static int usage_filtered(admin_req_t *a)
+{
+    return apr_table_get(a->query, "model") || apr_table_get(a->query, "user_id") ||
+           apr_table_get(a->query, "key_id") || apr_table_get(a->query, "channel_id");
 }
 
-/* One part of the UNION: rows of @a table with time column @a col in [lo, hi). */
+/* Plan the rolled-up hours within the span (stats_rolled_t); 0 when none
+ * (or the rollup state cannot be read: the raw rows answer alone). */
+static int rolled_hours(admin_req_t *a, const stats_span_t *sp, stats_rolled_t *rh)
+{
+    nebula_dbd_rows_t rows;
+    apr_int64_t hdone = 0, sdone = 0, top;
+    int i;
+
+    if (sp->off % HOUR_MS != 0 ||
+        admin_db_select(a, "SELECT name, done_to FROM nebula_rollup_state WHERE name IN "
+                        "('request_logs', 'request_logs_summary')",
+                        0, NULL, &rows) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < rows.nrows; ++i) {
+        if (strcmp(rows.rows[i][0], "request_logs") == 0) {
+            hdone = nebula_ap_db_int(&rows, i, 1);
+        }
+        else if (!usage_filtered(a)) {
+            sdone = nebula_ap_db_int(&rows, i, 1);
+        }
+    }
+    rh->h1 = sp->from % HOUR_MS ? sp->from - sp->from % HOUR_MS + HOUR_MS : sp->from;
+    top = sp->to - sp->to % HOUR_MS;
+    rh->s2 = top < sdone ? top : sdone;
+    rh->s2 = rh->s2 > rh->h1 ? rh->s2 : rh->h1;
+    rh->h2 = top < hdone ? top : hdone;
+    rh->h2 = rh->h2 > rh->s2 ? rh->h2 : rh->s2;
+    return rh->h2 > rh->h1;
+}
+
+/* One part of the UNION: rows of @a table with time column @a col in
+ * [lo, hi), and @a cond (or NULL). */
 static void usage_part(admin_req_t *a, admin_sql_t *w, const stats_span_t *sp,
-                       const char *table, const char *col, const char *sums, apr_int64_t lo,
-                       apr_int64_t hi)
+                       const char *table, const char *col, const char *cond,
+                       const char *sums, apr_int64_t lo, apr_int64_t hi)
 {
     w->nconds = 0;
     admin_sql_add(w, apr_pstrcat(a->r->pool, "SELECT ", bucket_expr(a, sp, col), " AS t, ",
                                  sums, " FROM ", table, NULL));
+    if (cond) {
+        admin_sql_where(w, cond, NULL);
+    }
     admin_sql_where(w, apr_pstrcat(a->r->pool, col, " >= %lld", NULL), admin_i64(a, lo));
     admin_sql_where(w, apr_pstrcat(a->r->pool, col, " < %lld", NULL), admin_i64(a, hi));
     admin_logs_filters(a, w, 0);
     admin_sql_add(w, " GROUP BY 1");
 }
 
-/* The SQL of the usage over the raw rows and the rollup. */
+#define ROLLED_SUMS                                                                      \
+    "SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost), SUM(errors)"
+
+/* The SQL of the usage over the raw rows and the rollups. */
 static void usage_union(admin_req_t *a, admin_sql_t *w, const stats_span_t *sp,
-                        apr_int64_t h1, apr_int64_t h2)
+                        const stats_rolled_t *rh)
 {
     admin_sql_init(w, a->r->pool, "SELECT t, SUM(n), SUM(pt), SUM(ct), SUM(co), SUM(er) "
                                   "FROM (");
-    usage_part(a, w, sp, "request_logs", "created_at",
+    usage_part(a, w, sp, "request_logs", "created_at", NULL,
                "COUNT(*) AS n, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct, "
                "SUM(cost) AS co, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS er",
-               sp->from, h1);
+               sp->from, rh->h1);
+    if (rh->s2 > rh->h1) {
+        admin_sql_add(w, " UNION ALL ");
+        usage_part(a, w, sp, "request_log_summary", "period_start",
+                   "dim = 'none' AND span_hours = 1", ROLLED_SUMS, rh->h1, rh->s2);
+    }
+    if (rh->h2 > rh->s2) {
+        admin_sql_add(w, " UNION ALL ");
+        usage_part(a, w, sp,
+                   apr_table_get(a->query, "user_id") || apr_table_get(a->query, "key_id") ||
+                           apr_table_get(a->query, "channel_id")
+                       ? "request_log_hourly"
+                       : "request_log_hourly_total",
+                   "hour_start", NULL, ROLLED_SUMS, rh->s2, rh->h2);
+    }
     admin_sql_add(w, " UNION ALL ");
-    usage_part(a, w, sp,
-               apr_table_get(a->query, "user_id") || apr_table_get(a->query, "key_id") ||
-                       apr_table_get(a->query, "channel_id")
-                   ? "request_log_hourly"
-                   : "request_log_hourly_total",
-               "hour_start",
-               "SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(cost), "
-               "SUM(errors)",
-               h1, h2);
-    admin_sql_add(w, " UNION ALL ");
-    usage_part(a, w, sp, "request_logs", "created_at", USAGE_SUMS, h2, sp->to);
+    usage_part(a, w, sp, "request_logs", "created_at", NULL, USAGE_SUMS, rh->h2, sp->to);
     admin_sql_add(w, ") u GROUP BY t ORDER BY t");
 }
 
@@ -203,7 +240,7 @@ int admin_stats_usage(admin_req_t *a)
     stats_span_t sp;
     admin_sql_t w;
     nebula_dbd_rows_t rows;
-    apr_int64_t h1, h2;
+    stats_rolled_t rh;
     json_t *out, *total;
 
     admin_query_only(a, allowed);
@@ -221,8 +258,8 @@ int admin_stats_usage(admin_req_t *a)
         return OK;
     }
     admin_sql_add(&w, " GROUP BY 1 ORDER BY 1");
-    if (rolled_hours(a, &sp, &h1, &h2)) {
-        usage_union(a, &w, &sp, h1, h2);
+    if (rolled_hours(a, &sp, &rh)) {
+        usage_union(a, &w, &sp, &rh);
     }
     if (admin_db_select(a, w.sql, w.n, w.args, &rows) != APR_SUCCESS) {
         return admin_db_fail(a, "sum request logs");

@@ -23,7 +23,7 @@ use NebulaBilling qw(billed_chat billed_setup ledger_rows wallet);
 use POSIX ();
 use Time::HiRes qw(time);
 
-plan tests => 27 + 18;
+plan tests => 27 + 18 + 3;
 
 my $H = 3600 * 1000;
 my $now = int(time() * 1000);
@@ -105,7 +105,8 @@ my @queries = ("model=$M&bucket=hour&from=$from&to=$now",
                "model=$M&bucket=hour&from=" . ($from + 1800000) . "&to=" . ($now - 5),
                "user_id=$s{user}&bucket=day&tz_offset=60&from=$from&to=$now",
                "model=$M&bucket=hour&tz_offset=330&from=$from&to=$now",
-               "key_id=$s{key_id}&channel_id=$s{channel}&from=$from&to=$now");
+               "key_id=$s{key_id}&channel_id=$s{channel}&from=$from&to=$now",
+               "bucket=hour&from=$from&to=$now");
 my @before = map { api_ok('GET', "/api/stats/usage?$_") } @queries;
 is($before[0]{total}{requests}, 2 + 5 + 3 + 1, 'the raw rows of the range: 11 requests');
 is($before[0]{total}{errors}, 3, 'three of them errors');
@@ -139,7 +140,8 @@ is(db_value("SELECT SUM(requests) FROM request_log_hourly WHERE hour_start >= $f
             . "AND hour_start < " . done_to()), $sums->[0],
    'every raw row of the rolled hours is counted once (all models)');
 my @after = map { api_ok('GET', "/api/stats/usage?$_") } @queries;
-is_deeply($after[$_], $before[$_], "dashboard $_ answers as before the rollup") for 0 .. 4;
+is_deeply($after[$_], $before[$_], "dashboard $_ answers as before the rollup")
+    for 0 .. $#queries;
 
 # the dashboard reads the rollup for the closed hours (and only those): the
 # per-model totals without other filters, the detailed rows with them
@@ -153,6 +155,20 @@ is(api_ok('GET', "/api/stats/usage?$queries[2]")->{total}{cost},
    $before[2]{total}{cost} + 1000, 'by user (day buckets, +1 h): the detailed rollup');
 is(api_ok('GET', "/api/stats/usage?$queries[3]")->{total}{cost}, $before[3]{total}{cost},
    'a half-hour offset reads the raw rows');
+# without a filter: the summary rollup's hour rows of dimension none, then,
+# past its watermark, the per-model totals
+my $H5 = $HNOW - 5 * $H;
+db_exec("UPDATE request_log_summary SET cost = cost + 4000 WHERE dim = 'none' "
+        . "AND span_hours = 1 AND period_start = $H5");
+is(api_ok('GET', "/api/stats/usage?$queries[5]")->{total}{cost},
+   $before[5]{total}{cost} + 4000, 'the usage of closed hours, no filter: the summary rollup');
+my $sdone = db_value("SELECT done_to FROM nebula_rollup_state WHERE name = 'request_logs_summary'");
+db_exec("UPDATE nebula_rollup_state SET done_to = $H5 WHERE name = 'request_logs_summary'");
+is(api_ok('GET', "/api/stats/usage?$queries[5]")->{total}{cost},
+   $before[5]{total}{cost} + 2000, 'past the summary rollup: the per-model totals');
+db_exec("UPDATE nebula_rollup_state SET done_to = $sdone WHERE name = 'request_logs_summary'");
+db_exec("UPDATE request_log_summary SET cost = cost - 4000 WHERE dim = 'none' "
+        . "AND span_hours = 1 AND period_start = $H5");
 
 # ---- the summary's rollup: hours and whole days --------------------------------
 my $DAY = 24 * $H;
