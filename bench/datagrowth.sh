@@ -3,7 +3,7 @@
 # docs/benchmarks.md, "Data growth"; docs/operations-data.md).
 #
 #   bench/datagrowth.sh [--rows N (5000000)] [--runs N (5)] [--skip-load]
-#                       [--no-rollup]
+#                       [--no-rollup] [--no-time]
 #                       [--no-pg]
 #
 # Run as an unprivileged user (PostgreSQL refuses root). Starts a private
