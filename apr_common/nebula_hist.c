@@ -1,6 +1,14 @@
-/* nebula_hist.c: log-linear latency histograms (nebula_hist.h). Buckets are
- * kept in a hash by lower bound; the ascending order the readers need is
- * built on demand and kept until the next addition. */
+/* nebula_hist.c: log-linear latency histograms (nebula_hist.h).
+ *
+ * The counts of the buckets the SQL makes sit in small arrays indexed by
+ * bucket: one row of 64 for the exact values, one row of 32 per octave up to
+ * 2^(NEBULA_HIST_TOP_OCTAVE + 1), each made on first use. Merging the
+ * rollup's histograms (tens of thousands of buckets for a month's
+ * breakdown) is then an index per bucket, not a hash lookup. Any other
+ * lower bound (above that, negative, or not a bucket's: a rollup row edited
+ * by hand) goes in a hash, so every input is kept as given. The ascending
+ * order the readers need is built on demand and kept until the next
+ * addition. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,14 +18,19 @@
 
 #include "nebula_hist.h"
 
+/* the exact row, then the octaves [2^e, 2^(e+1)) for e = 6 .. TOP_OCTAVE */
+#define HIST_ROWS (NEBULA_HIST_TOP_OCTAVE - NEBULA_HIST_SUB_BITS + 1)
+#define HIST_SUBS (1 << NEBULA_HIST_SUB_BITS)
+
 typedef struct {
     apr_int64_t lo, n;
 } hist_bucket_t;
 
 struct nebula_hist_t {
     apr_pool_t *pool;
-    apr_hash_t *by_lo;         /* apr_int64_t lo -> hist_bucket_t * */
-    apr_array_header_t *order; /* hist_bucket_t *, ascending; NULL: stale */
+    apr_int64_t *row[HIST_ROWS]; /* counts; NULL until a bucket of the row is used */
+    apr_hash_t *odd;             /* apr_int64_t lo -> hist_bucket_t *, or NULL */
+    apr_array_header_t *order;   /* hist_bucket_t *, ascending; NULL: stale */
     apr_int64_t total;
 };
 
@@ -62,39 +75,87 @@ nebula_hist_t *nebula_hist_make(apr_pool_t *p)
     nebula_hist_t *h = apr_pcalloc(p, sizeof(*h));
 
     h->pool = p;
-    h->by_lo = apr_hash_make(p);
     return h;
+}
+
+/* The row and index of bucket @a lo in the arrays; 0 when it has none. */
+static int slot_of(apr_int64_t lo, int *row, int *idx)
+{
+    int e = NEBULA_HIST_SUB_BITS + 1, w;
+
+    if (lo < NEBULA_HIST_EXACT_BELOW) {
+        *row = 0;
+        *idx = (int)lo;
+        return lo >= 0;
+    }
+    while (e <= NEBULA_HIST_TOP_OCTAVE && (lo >> (e + 1)) > 0) {
+        ++e;
+    }
+    w = e - NEBULA_HIST_SUB_BITS;
+    if (e > NEBULA_HIST_TOP_OCTAVE || (lo & ((APR_INT64_C(1) << w) - 1)) != 0) {
+        return 0;
+    }
+    *row = w;
+    *idx = (int)((lo - (APR_INT64_C(1) << e)) >> w);
+    return 1;
+}
+
+/* The lower bound of slot @a idx of row @a row. */
+static apr_int64_t slot_lo(int row, int idx)
+{
+    return row == 0 ? idx
+                    : (APR_INT64_C(1) << (row + NEBULA_HIST_SUB_BITS)) +
+                          ((apr_int64_t)idx << row);
 }
 
 void nebula_hist_add(nebula_hist_t *h, apr_int64_t lo, apr_int64_t n)
 {
-    hist_bucket_t *b = apr_hash_get(h->by_lo, &lo, sizeof(lo));
+    hist_bucket_t *b;
+    int row, idx;
 
     if (n <= 0) {
         return;
     }
-    if (b == NULL) {
-        b = apr_palloc(h->pool, sizeof(*b));
+    h->order = NULL;
+    h->total += n;
+    if (slot_of(lo, &row, &idx)) {
+        if (h->row[row] == NULL) {
+            h->row[row] = apr_pcalloc(h->pool, (row ? HIST_SUBS : NEBULA_HIST_EXACT_BELOW) *
+                                                   sizeof(apr_int64_t));
+        }
+        h->row[row][idx] += n;
+        return;
+    }
+    if (h->odd == NULL) {
+        h->odd = apr_hash_make(h->pool);
+    }
+    if ((b = apr_hash_get(h->odd, &lo, sizeof(lo))) == NULL) {
+        b = apr_pcalloc(h->pool, sizeof(*b));
         b->lo = lo;
-        b->n = 0;
-        apr_hash_set(h->by_lo, &b->lo, sizeof(b->lo), b);
-        h->order = NULL;
+        apr_hash_set(h->odd, &b->lo, sizeof(b->lo), b);
     }
     b->n += n;
-    h->total += n;
 }
 
-/* one decimal number at *s, moved past it; 0 when there is none */
+/* one decimal number at *s, moved past it; 0 when there is none or it
+ * does not fit */
 static int read_num(const char **s, apr_int64_t *v)
 {
-    char *end;
+    const char *p = *s;
+    apr_int64_t x = 0;
 
-    if (**s < '0' || **s > '9') {
+    if (*p < '0' || *p > '9') {
         return 0;
     }
-    *v = apr_strtoi64(*s, &end, 10);
-    *s = end;
-    return *v >= 0;
+    do {
+        if (x > (APR_INT64_MAX - 9) / 10) {
+            return 0;
+        }
+        x = x * 10 + (*p++ - '0');
+    } while (*p >= '0' && *p <= '9');
+    *s = p;
+    *v = x;
+    return 1;
 }
 
 int nebula_hist_add_text(nebula_hist_t *h, const char *text)
@@ -143,11 +204,25 @@ static int by_lo(const void *a, const void *b)
 static const apr_array_header_t *ordered(nebula_hist_t *h)
 {
     apr_hash_index_t *hi;
+    int row, idx;
 
-    if (h->order == NULL) {
-        h->order = apr_array_make(h->pool, apr_hash_count(h->by_lo) + 1,
-                                  sizeof(hist_bucket_t *));
-        for (hi = apr_hash_first(NULL, h->by_lo); hi; hi = apr_hash_next(hi)) {
+    if (h->order != NULL) {
+        return h->order;
+    }
+    h->order = apr_array_make(h->pool, 64, sizeof(hist_bucket_t *));
+    for (row = 0; row < HIST_ROWS; ++row) {
+        int slots = row ? HIST_SUBS : NEBULA_HIST_EXACT_BELOW;
+        for (idx = 0; h->row[row] && idx < slots; ++idx) {
+            if (h->row[row][idx] > 0) {
+                hist_bucket_t *b = apr_palloc(h->pool, sizeof(*b));
+                b->lo = slot_lo(row, idx);
+                b->n = h->row[row][idx];
+                APR_ARRAY_PUSH(h->order, hist_bucket_t *) = b;
+            }
+        }
+    }
+    if (h->odd) { /* the arrays are in ascending order; these may fall anywhere */
+        for (hi = apr_hash_first(NULL, h->odd); hi; hi = apr_hash_next(hi)) {
             APR_ARRAY_PUSH(h->order, hist_bucket_t *) = apr_hash_this_val(hi);
         }
         qsort(h->order->elts, h->order->nelts, sizeof(hist_bucket_t *), by_lo);

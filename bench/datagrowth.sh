@@ -10,9 +10,10 @@
 # PostgreSQL with scripts/testdb.sh under bench/.work/datagrowth/pg (stopped
 # again on exit), then bench/datagrowth.py loads the rows into a SQLite file
 # and into that PostgreSQL and, through a gateway on each, rolls them up with
-# the scheduler and times the dashboards' admin API requests. The databases
-# stay in bench/.work/datagrowth (--skip-load reuses those loaded; a 5M-row
-# SQLite file is ~2 GB). Prints a Markdown table.
+# the scheduler and times the dashboards' admin API requests. The SQLite file
+# stays in bench/.work/datagrowth (--skip-load reuses it; 5M rows and their
+# rollups are ~2.5 GB); the private PostgreSQL is made anew by each run, so it
+# is always loaded and rolled up again (~8 min). Prints a Markdown table.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")

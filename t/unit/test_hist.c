@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <apr_strings.h>
+
 #include "nebula_hist.h"
 #include "nebula_unit.h"
 
@@ -60,6 +62,37 @@ START_TEST(text_round_trip_and_merge)
 }
 END_TEST
 
+START_TEST(every_lower_bound_kept_in_order)
+{
+    /* the buckets' own bounds, at the edges of the arrays, and bounds that
+     * are no bucket's (a hand-edited rollup, above 2^41): all kept, merged,
+     * in ascending order */
+    nebula_hist_t *h = nebula_hist_make(unit_pool);
+    apr_int64_t top = (APR_INT64_C(1) << 41) - (APR_INT64_C(1) << 35);
+
+    ck_assert(nebula_hist_add_text(h, "0:1,63:1,64:1,101:2,126:1,128:1"));
+    nebula_hist_add(h, top, 1);                     /* the last bucket of the arrays */
+    nebula_hist_add(h, APR_INT64_C(1) << 41, 1);    /* above them */
+    nebula_hist_add(h, APR_INT64_C(1) << 40, 1);    /* the last octave's first */
+    nebula_hist_add(h, -3, 1);                      /* negative */
+    nebula_hist_add(h, 101, 1);                     /* not a bound: merged with itself */
+    nebula_hist_add(h, 126, 4);
+    ck_assert_int_eq(nebula_hist_total(h), 16);
+    ck_assert_str_eq(nebula_hist_text(h, unit_pool),
+                     apr_psprintf(unit_pool,
+                                  "-3:1,0:1,63:1,64:1,101:3,126:5,128:1,%" APR_INT64_T_FMT
+                                  ":1,%" APR_INT64_T_FMT ":1,%" APR_INT64_T_FMT ":1",
+                                  APR_INT64_C(1) << 40, top, APR_INT64_C(1) << 41));
+    /* the order is rebuilt after an addition */
+    nebula_hist_add(h, 2, 1);
+    ck_assert_str_eq(apr_pstrndup(unit_pool, nebula_hist_text(h, unit_pool), 13),
+                     "-3:1,0:1,2:1,");
+    /* a number that does not fit in 64 bits is malformed */
+    ck_assert(!nebula_hist_add_text(h, "5:99999999999999999999"));
+    ck_assert_int_eq(nebula_hist_total(h), 17);
+}
+END_TEST
+
 START_TEST(text_malformed_refused_whole)
 {
     static const char *const bad[] = {"5", "5:", ":5", "5:1,", "5:1;6:1", "5:1,x:2",
@@ -108,6 +141,7 @@ Suite *unit_hist_suite(void)
     tcase_add_test(tc, bucket_edges);
     tcase_add_test(tc, bucket_sql_text);
     tcase_add_test(tc, text_round_trip_and_merge);
+    tcase_add_test(tc, every_lower_bound_kept_in_order);
     tcase_add_test(tc, text_malformed_refused_whole);
     tcase_add_test(tc, quantiles);
     suite_add_tcase(s, tc);
